@@ -1,0 +1,31 @@
+"""`vlp`: the root only wires command groups; each lives in its own module and imports heavy libraries lazily."""
+
+from __future__ import annotations
+
+import typer
+
+from vlp.cli import compile_command, data_commands, models_commands, run_command, runs_commands, ui_command
+from vlp.cli.boundary import run_app
+
+app = typer.Typer(
+    name="vlp",
+    help="Experiment platform for vision-language research: one experiment file, on a laptop or on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run_command.run)
+app.command("compile")(compile_command.compile_pipeline)
+app.command("promote")(models_commands.promote)
+app.command("ui")(ui_command.ui)
+app.add_typer(data_commands.app, name="data")
+app.add_typer(runs_commands.app, name="runs")
+app.add_typer(models_commands.app, name="models")
+
+
+def main() -> None:
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""`vlp models list` and `vlp promote`: the MLflow model registry."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Registered models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Registered models, their versions, aliases and headline metrics."""
+    from vlp.cli.output import print_json, print_table
+    from vlp.platform.registry.queries import model_versions
+
+    versions = model_versions()
+    if json_output:
+        print_json(versions)
+        return
+    rows = [[v["name"], v["version"], ",".join(v["aliases"]), v["run_id"], v["metrics"].get("zeroshot/shapes/acc1", "")] for v in versions]
+    print_table("models", ["name", "version", "aliases", "run id", "zs acc1"], rows)
+
+
+def promote(
+    name: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Version number."),
+    alias: str = typer.Option("champion", "--alias", help="Alias to point at the version."),
+    force: bool = typer.Option(False, "--force", help="Promote even if a gate fails (recorded in the audit tag)."),
+) -> None:
+    """Point an alias at a model version if it passes the gates recorded at registration."""
+    from vlp.platform.errors import VlpUserError
+    from vlp.platform.registry.versions import promote as promote_version
+
+    if not version.isdigit():
+        raise VlpUserError(f"VERSION {version!r}: expected a version number such as 1")
+    results = promote_version(name, version, alias, force=force)
+    for result in results:
+        typer.echo(f"  {result.describe()}")
+    typer.echo(f"{name} version {version} is now @{alias}")

@@ -1,0 +1,22 @@
+"""Printing: one JSON document for `--json`, rich tables otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def print_json(document) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if cell is None else str(cell) for cell in row])
+    Console().print(table)

@@ -1,0 +1,24 @@
+"""`vlp ui`: the MLflow UI over the local store."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+
+def ui(
+    port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+) -> None:
+    """Serve the MLflow UI over the local tracking store (Ctrl-C stops it)."""
+    import sys
+
+    from vlp.platform.state import default_artifact_root, default_tracking_uri, vlp_home
+
+    vlp_home().mkdir(parents=True, exist_ok=True)
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    command = [mlflow, "server", "--backend-store-uri", default_tracking_uri(), "--default-artifact-root", default_artifact_root(),
+               "--host", host, "--port", str(port)]
+    typer.echo(f"MLflow UI on http://{host}:{port}  (store: {default_tracking_uri()})")
+    os.execv(mlflow, command)

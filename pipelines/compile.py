@@ -1,0 +1,30 @@
+"""Compile an experiment's pipeline to KFP IR YAML, with the spec and runtime as default arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from vlp.platform.runtime import RuntimeContext
+from vlp.platform.spec import ExperimentSpec
+
+
+def compile_to_file(spec: ExperimentSpec, runtime: RuntimeContext, output: Path, configure_step=None) -> Path:
+    from kfp import compiler
+
+    from vlp.pipelines.pretrain_pipeline import build_pipeline
+
+    pipeline = build_pipeline(runtime.image, configure_step)
+    arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a failed compile never leaves a half-written file.
+    fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=output.parent)
+    os.close(fd)
+    try:
+        compiler.Compiler().compile(pipeline, temporary, pipeline_parameters=arguments)
+        os.replace(temporary, output)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return output

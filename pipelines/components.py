@@ -1,0 +1,52 @@
+"""KFP lightweight components, one per step. Each body is an import and a call: the work lives in
+`vlp.pipelines.steps`, so it runs the same under kfp.local and in a cluster pod (KFP ships only the
+function's source; the image has vlp installed)."""
+
+
+from typing import NamedTuple
+
+from kfp import dsl
+
+
+def start_run(spec_json: str, runtime_json: str) -> str:
+    from vlp.pipelines.steps import start_run
+
+    return start_run.run(spec_json, runtime_json)
+
+
+def prepare_data(spec_json: str, runtime_json: str, run_id: str) -> NamedTuple("PreparedData", [("train_uri", str), ("eval_uri", str)]):
+    from vlp.pipelines.steps import prepare_data
+
+    return prepare_data.run(spec_json, runtime_json, run_id)
+
+
+def pretrain(spec_json: str, runtime_json: str, run_id: str, train_uri: str) -> str:
+    from vlp.pipelines.steps import pretrain
+
+    return pretrain.run(spec_json, runtime_json, run_id, train_uri)
+
+
+def evaluate(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eval_uri: str) -> str:
+    from vlp.pipelines.steps import evaluate
+
+    return evaluate.run(spec_json, runtime_json, run_id, checkpoint_uri, eval_uri)
+
+
+def register(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, metrics_json: str) -> str:
+    from vlp.pipelines.steps import register
+
+    return register.run(spec_json, runtime_json, run_id, checkpoint_uri, metrics_json)
+
+
+def finish_run(runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
+    from vlp.pipelines.steps import finish_run
+
+    return finish_run.run(runtime_json, status.state, status.error_message or "")
+
+
+STEP_FUNCTIONS = (start_run, prepare_data, pretrain, evaluate, register, finish_run)
+
+
+def as_component(function, image: str):
+    # No `pip install kfp` in the step: the image (or the local interpreter) already has vlp and kfp.
+    return dsl.component(function, base_image=image, install_kfp_package=False)

@@ -1,0 +1,1 @@
+"""Pipeline backends: kfp.local on this machine, kfp.Client on a cluster."""

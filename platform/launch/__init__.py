@@ -1,0 +1,1 @@
+"""Launching distributed workloads with TorchX."""

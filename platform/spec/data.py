@@ -1,0 +1,55 @@
+"""`data:` — where training and evaluation samples come from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from vlp.platform.spec.base import Section
+
+SHAPE_STYLES = ("photo", "cartoon", "sketch", "painting")
+
+
+class ShapesSection(Section):
+    """The procedural shapes generator (see `vlp data make shapes`)."""
+
+    train_samples: int = Field(20_000, ge=16, le=10_000_000)
+    """Number of training image-text pairs to generate."""
+    eval_samples: int = Field(1_000, ge=16, le=1_000_000)
+    """Number of held-out pairs (generated with a different seed) for evaluation."""
+    image_size: int = Field(32, ge=16, le=512)
+    """Side of the square images in pixels."""
+    max_objects: int = Field(2, ge=1, le=3)
+    """Each image holds between 1 and this many shapes."""
+    styles: tuple[Literal["photo", "cartoon", "sketch", "painting"], ...] = SHAPE_STYLES
+    """Render styles to draw from; they are the domains of domain-generalization studies."""
+    partial_caption_rate: float = Field(0.5, ge=0.0, le=1.0)
+    """Fraction of captions that drop colour and/or size words, which forces the model to learn shape."""
+    caption_noise_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of pairs whose caption is replaced by the caption of another random image."""
+    shard_size: int = Field(2_000, ge=16)
+    """Samples per webdataset shard."""
+    seed: int = 0
+    """Generator seed; the evaluation split uses seed + 1_000_003."""
+
+
+class DataSection(Section):
+    """Training and evaluation data."""
+
+    source: Literal["shapes", "shards"] = "shapes"
+    """`shapes`: generate the synthetic dataset into storage (cached by its parameters); `shards`: read existing webdataset shards."""
+    shapes: ShapesSection = ShapesSection()
+    """Generator settings when `source: shapes`."""
+    train: str | None = None
+    """Training shards when `source: shards`: a directory or prefix (local or s3://) holding *.tar."""
+    eval: str | None = None
+    """Evaluation shards when `source: shards`; needs a manifest.json with `classes` for zero-shot."""
+    workers: int = Field(0, ge=0, le=64)
+    """DataLoader worker processes per training process (0 decodes in the training process)."""
+
+    @model_validator(mode="after")
+    def _shards_need_paths(self) -> "DataSection":
+        if self.source == "shards" and not self.train:
+            raise ValueError("data.train is required when data.source is 'shards'")
+        return self

@@ -1,0 +1,64 @@
+"""The experiment file: one document that says what to run, on what data, and what counts as good."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import Field
+
+from vlp.platform.spec.base import Section
+from vlp.platform.spec.data import DataSection
+from vlp.platform.spec.evaluation import EvalSection
+from vlp.platform.spec.model import ModelSection
+from vlp.platform.spec.registration import RegisterSection
+from vlp.platform.spec.resources import ResourcesSection
+from vlp.platform.spec.train import TrainSection
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ExperimentSpec(Section):
+    """Root of an experiment file."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    """Experiment name: lowercase letters, digits and dashes (it names the MLflow experiment and cluster objects)."""
+    team: str = Field("default", pattern=NAME_PATTERN)
+    """Owning team; on the cluster it selects the KFP experiment and the Volcano queue."""
+    workload: Literal["pretrain"] = "pretrain"
+    """What the train step runs."""
+    seed: int = 0
+    """Seed for model initialisation and data order."""
+    storage_root: str | None = None
+    """Where datasets, checkpoints and results go (local path or s3://bucket/prefix); default: the profile's."""
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    train: TrainSection
+    resources: ResourcesSection = ResourcesSection()
+    eval: EvalSection = EvalSection()
+    registration: RegisterSection = Field(RegisterSection(), alias="register")
+    """Registration in the MLflow model registry (the `register:` section)."""
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        """Short content hash: the same file with the same overrides gets the same hash."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+
+    def flat_params(self) -> dict[str, str]:
+        """`a.b.c -> value` for MLflow params (values as strings, lists joined)."""
+        flat: dict[str, str] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, item)
+            elif isinstance(value, (list, tuple)):
+                flat[prefix] = json.dumps(value)
+            else:
+                flat[prefix] = "" if value is None else str(value)
+
+        walk("", self.model_dump(mode="json", by_alias=True))
+        return flat

@@ -1,0 +1,88 @@
+"""Read an experiment file, apply `--set a.b=c` overrides and validate, with errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from vlp.platform.errors import SpecError
+from vlp.platform.spec.experiment import ExperimentSpec
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
+    return spec_from_dict(read_yaml_mapping(path), overrides, source=str(path))
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such experiment file")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SpecError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: is not a text file") from None
+    if not isinstance(document, dict):
+        raise SpecError(f"{path}: must be a YAML mapping with at least `name` and `train`")
+    return document
+
+
+def spec_from_dict(document: dict[str, Any], overrides=(), source: str = "experiment") -> ExperimentSpec:
+    document = apply_overrides(document, overrides)
+    try:
+        return ExperimentSpec.model_validate(document)
+    except ValidationError as err:
+        raise SpecError(f"{source}: {describe_validation_error(err)}") from None
+
+
+def apply_overrides(document: dict[str, Any], overrides) -> dict[str, Any]:
+    """`train.lr=1e-3` sets document['train']['lr']; the value is parsed as YAML (`[a, b]`, `null`, `2`)."""
+    result = _deep_copy(document)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {override!r}: expected KEY=VALUE such as train.lr=0.001")
+        parts = key.strip().split(".")
+        node = result
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise SpecError(f"--set {override!r}: {part} is not a section")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return result
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """The first problem as `field.path: what is wrong`, plus how many more there are."""
+    problems = err.errors()
+    first = problems[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(root)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; `vlp run --help` lists the fields)"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{location}: {message}{more}"
+
+
+def _deep_copy(value):
+    if isinstance(value, dict):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value

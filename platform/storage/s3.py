@@ -1,0 +1,92 @@
+"""S3 storage through boto3. The endpoint comes from `AWS_ENDPOINT_URL` (boto3 reads it), credentials from the
+environment or the pod's service account: never from vlp's own config. An S3 PUT is atomic by itself."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from vlp.platform.errors import StorageError
+from vlp.platform.storage.uris import split_s3
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+
+
+def make_client():
+    import boto3
+    from botocore.config import Config
+
+    retries = int(os.environ.get("VLP_S3_MAX_ATTEMPTS", "10"))
+    config = Config(
+        retries={"max_attempts": retries, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        s3={"addressing_style": "path"},
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+class S3Storage:
+    def __init__(self, client=None):
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = make_client()
+        return self._client
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = split_s3(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"{uri}: no such object") from None
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        bucket, key = split_s3(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def open_read(self, uri: str) -> BinaryIO:
+        return io.BytesIO(self.read_bytes(uri))
+
+    def upload_file(self, local_path: Path, uri: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        bucket, key = split_s3(uri)
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        self.client.upload_file(str(local_path), bucket, key, Config=config)
+
+    def download_file(self, uri: str, local_path: Path) -> None:
+        bucket, key = split_s3(uri)
+        Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+        temporary = Path(f"{local_path}.part")
+        self.client.download_file(bucket, key, str(temporary))
+        os.replace(temporary, local_path)
+
+    def exists(self, uri: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def list(self, prefix_uri: str) -> Iterator[str]:
+        bucket, prefix = split_s3(prefix_uri)
+        paginator = self.client.get_paginator("list_objects_v2")
+        keys = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        for key in sorted(keys):
+            yield f"s3://{bucket}/{key}"
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)

@@ -1,0 +1,1 @@
+"""Everything that runs under torchrun: data, models, objectives, training loops and evaluation."""

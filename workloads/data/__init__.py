@@ -1,0 +1,1 @@
+"""Datasets: procedural generators and readers for shards, CSV/TSV and image folders."""

@@ -1,0 +1,284 @@
+"""Shapes: a procedural image–text dataset with labels, boxes, masks and render styles as domains.
+
+Every sample is a pure function of `(seed, index)`: `np.random.default_rng([seed, index])` draws,
+in this order, (1) the caption coin flips, (2) the scene — how many objects, their shape, colour
+and size word, the style and the caption template — and (3) layout and pixels. Because (1) and
+(2) come first and never depend on the rates, a caption can be recomputed without rendering
+(that is how caption noise borrows another sample's caption), and changing
+`partial_caption_rate` or `caption_noise_rate` leaves every image and clean caption unchanged.
+
+`generate_shapes` writes webdataset tar shards (`shard-000000.tar`, …) in parallel and the
+`manifest.json` last, so a reader may treat the manifest as "dataset complete".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import multiprocessing
+import os
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from vlp.platform.errors import VlpUserError
+from vlp.platform.storage import join, open_storage
+from vlp.workloads.data import shapes_render
+from vlp.workloads.data.shapes_render import COLOUR_RGB, SHAPES, STYLES
+
+COLOURS: tuple[str, ...] = tuple(COLOUR_RGB)
+SIZES: tuple[str, ...] = ("small", "large")
+FORMAT = "vlp-shapes/1"
+MANIFEST = "manifest.json"
+
+__all__ = [
+    "SHAPES", "COLOURS", "COLOUR_RGB", "SIZES", "STYLES", "FORMAT", "MANIFEST",
+    "ShapesParams", "ShapesParamsError", "render_sample", "caption_for", "generate_shapes", "shard_name",
+]
+
+
+class ShapesParamsError(VlpUserError, ValueError):
+    """Parameters for the shapes generator that cannot produce a dataset."""
+
+
+@dataclass(frozen=True)
+class ShapesParams:
+    """What to generate. Two datasets with equal params are byte-identical."""
+
+    samples: int
+    """Number of image–text pairs."""
+    seed: int
+    """Seed; sample i depends only on (seed, i)."""
+    image_size: int = 32
+    """Side of the square RGB images, in pixels."""
+    min_objects: int = 1
+    """Fewest shapes in one image."""
+    max_objects: int = 2
+    """Most shapes in one image (the first-mentioned, largest one gives the class label)."""
+    styles: tuple[str, ...] = STYLES
+    """Render styles (domains) to draw from, uniformly: any of photo, cartoon, sketch, painting."""
+    partial_caption_rate: float = 0.5
+    """Share of captions that drop the colour words, the size words, or both (the shape word stays)."""
+    caption_noise_rate: float = 0.0
+    """Share of samples whose caption is replaced by another sample's caption (marked noisy)."""
+    shard_size: int = 2000
+    """Samples per tar shard."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "styles", tuple(self.styles))
+        problems = []
+        if self.samples < 1:
+            problems.append(f"samples must be >= 1 (got {self.samples})")
+        if self.image_size < 16:
+            problems.append(f"image_size must be >= 16 (got {self.image_size})")
+        if not 1 <= self.min_objects <= self.max_objects <= 6:
+            problems.append(f"need 1 <= min_objects <= max_objects <= 6 (got {self.min_objects}, {self.max_objects})")
+        unknown = [s for s in self.styles if s not in STYLES]
+        if not self.styles or unknown:
+            problems.append(f"styles must be a non-empty subset of {', '.join(STYLES)} (got {list(self.styles)})")
+        for name in ("partial_caption_rate", "caption_noise_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be in [0, 1] (got {getattr(self, name)})")
+        if self.shard_size < 1:
+            problems.append(f"shard_size must be >= 1 (got {self.shard_size})")
+        if problems:
+            raise ShapesParamsError("shapes: " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenes and captions (no pixels).
+
+_NEUTRAL_TEMPLATES = ("{}", "a picture of {}", "an image of {}", "a photo of {}", "there is {}")
+_STYLE_TEMPLATES = ("a {style} of {}", "{}, {style} style")
+_STYLE_MENTION_RATE = 0.2
+_JOINERS = (" and ", " next to ")
+_PARTIAL_MODES = ("no_colour", "no_size", "no_colour_no_size")
+
+
+@dataclass(frozen=True)
+class _Scene:
+    objects: tuple[tuple[str, str, str], ...]  # (shape, colour, size), largest first
+    style: str
+    caption_clean: str
+    noise_draw: tuple[float, float]  # (coin, which other sample)
+
+
+def _scene(params: ShapesParams, rng: np.random.Generator) -> _Scene:
+    # Fixed-length draws first, so the stream position after them never depends on the rates.
+    partial_coin, partial_mode, noise_coin, noise_pick, style_coin, template_u, joiner_u = rng.random(7)
+    n = int(rng.integers(params.min_objects, params.max_objects + 1))
+    picks = rng.integers(0, [len(SHAPES), len(COLOURS), len(SIZES)], size=(n, 3))
+    objects = [(SHAPES[s], COLOURS[c], SIZES[z]) for s, c, z in picks.tolist()]
+    objects.sort(key=lambda o: o[2] != "large")  # stable: the label object is the first large one
+    style = params.styles[int(rng.integers(len(params.styles)))]
+
+    drop = _PARTIAL_MODES[int(partial_mode * 3)] if partial_coin < params.partial_caption_rate else ""
+    phrases = [_phrase(shape, colour, size, drop) for shape, colour, size in objects]
+    joiner = _JOINERS[int(joiner_u * len(_JOINERS))]
+    body = phrases[0] if n == 1 else (", ".join(phrases[:-1]) + joiner + phrases[-1] if n > 2 else joiner.join(phrases))
+    if style_coin < _STYLE_MENTION_RATE:
+        template = _STYLE_TEMPLATES[int(template_u * len(_STYLE_TEMPLATES))]
+        caption = template.format(body, style=style)
+    else:
+        caption = _NEUTRAL_TEMPLATES[int(template_u * len(_NEUTRAL_TEMPLATES))].format(body)
+    return _Scene(tuple(objects), style, caption, (float(noise_coin), float(noise_pick)))
+
+
+def _phrase(shape: str, colour: str, size: str, drop: str) -> str:
+    words = [w for w, dropped in ((size, "size" in drop), (colour, "colour" in drop)) if not dropped]
+    words.append(shape)
+    article = "an" if words[0][0] in "aeiou" else "a"
+    return " ".join([article, *words])
+
+
+def caption_for(params: ShapesParams, index: int) -> str:
+    """The clean caption of sample `index`, computed without rendering it."""
+    return _scene(params, np.random.default_rng([params.seed, index])).caption_clean
+
+
+def _noisy_caption(params: ShapesParams, index: int, scene: _Scene) -> str | None:
+    coin, pick = scene.noise_draw
+    if coin >= params.caption_noise_rate:
+        return None
+    # Another sample's caption; walk on (deterministically) past ones that happen to read the same.
+    others = max(params.samples - 1, 1)
+    other = (index + 1 + int(pick * others)) % max(params.samples, 2)
+    for step in range(8):
+        candidate = (other + step) % max(params.samples, 2)
+        if candidate == index:
+            continue
+        caption = caption_for(params, candidate)
+        if caption != scene.caption_clean:
+            return caption
+    return caption
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples.
+
+
+def render_sample(params: ShapesParams, index: int) -> dict:
+    """Sample `index`: {"__key__", "png" (RGB), "mask.png" (L: 0 background, i+1 object i), "txt", "json"}.
+
+    `json` holds shape/colour/size of the first (largest) object, the style, every object with its
+    tight [x0, y0, x1, y1) pixel box, the clean caption and whether `txt` was replaced by noise.
+    """
+    rng = np.random.default_rng([params.seed, index])
+    scene = _scene(params, rng)
+    noisy_caption = _noisy_caption(params, index, scene)
+    placed = shapes_render.place(rng, params.image_size, list(scene.objects))
+    image, mask, boxes = shapes_render.render(rng, params.image_size, scene.style, placed)
+    shape, colour, size = scene.objects[0]
+    meta = {
+        "shape": shape,
+        "colour": colour,
+        "size": size,
+        "style": scene.style,
+        "objects": [
+            {"shape": s, "colour": c, "size": z, "box": box} for (s, c, z), box in zip(scene.objects, boxes)
+        ],
+        "caption_clean": scene.caption_clean,
+        "noisy": noisy_caption is not None,
+    }
+    return {
+        "__key__": f"{index:08d}",
+        "png": shapes_render.encode_png(image),
+        "mask.png": shapes_render.encode_png(mask),
+        "txt": noisy_caption if noisy_caption is not None else scene.caption_clean,
+        "json": meta,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards.
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:06d}.tar"
+
+
+def _tar_bytes(samples) -> bytes:
+    """A webdataset tar: the layout `webdataset.TarWriter(..., mtime=0)` writes (ustar, one member
+    per field named `key.field`, fields sorted), written with the stdlib so that worker processes
+    need not import webdataset, which pulls in torch (~1.5 s per spawned worker)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        for sample in samples:
+            key = sample["__key__"]
+            for field in sorted(k for k in sample if k != "__key__"):
+                value = sample[field]
+                if isinstance(value, dict):
+                    value = json.dumps(value, sort_keys=True)
+                if isinstance(value, str):
+                    value = value.encode("utf-8")
+                info = tarfile.TarInfo(f"{key}.{field}")
+                info.size, info.mtime, info.mode = len(value), 0, 0o444
+                info.uname = info.gname = "bigdata"
+                tar.addfile(info, io.BytesIO(value))
+    return buffer.getvalue()
+
+
+def _write_shard(job: tuple[ShapesParams, str, int]) -> int:
+    """Render and store one shard; returns its sample count. Top-level so spawned workers can run it."""
+    params, out_uri, shard = job
+    start = shard * params.shard_size
+    stop = min(start + params.shard_size, params.samples)
+    data = _tar_bytes(render_sample(params, i) for i in range(start, stop))
+    open_storage(out_uri).write_bytes(join(out_uri, shard_name(shard)), data)
+    return stop - start
+
+
+def generate_shapes(
+    params: ShapesParams,
+    out_uri: str,
+    processes: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Write the dataset to `out_uri` (local path or s3://) and return its manifest.
+
+    Shards are rendered by a spawn-started process pool (`processes` defaults to the CPU count;
+    1 renders in this process) and finish in order; `on_progress(samples_done)` is called after
+    each. The manifest is written after every shard is stored.
+    """
+    started = time.perf_counter()
+    n_shards = math.ceil(params.samples / params.shard_size)
+    jobs = [(params, out_uri, shard) for shard in range(n_shards)]
+    workers = max(1, min(processes or os.cpu_count() or 1, n_shards))
+    sizes: list[int] = []
+
+    def finished(count: int) -> None:
+        sizes.append(count)
+        if on_progress is not None:
+            on_progress(sum(sizes))
+
+    if workers == 1:
+        for job in jobs:
+            finished(_write_shard(job))
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for count in pool.imap(_write_shard, jobs, chunksize=1):
+                finished(count)
+
+    seconds = time.perf_counter() - started
+    manifest = {
+        "format": FORMAT,
+        "samples": params.samples,
+        "seed": params.seed,
+        "image_size": params.image_size,
+        "shards": [shard_name(shard) for shard in range(n_shards)],
+        "shard_sizes": sizes,
+        "classes": {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES)},
+        "domains": list(params.styles),
+        "caption_noise_rate": params.caption_noise_rate,
+        "partial_caption_rate": params.partial_caption_rate,
+        "min_objects": params.min_objects,
+        "max_objects": params.max_objects,
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(params.samples / seconds, 1) if seconds > 0 else None,
+    }
+    open_storage(out_uri).write_bytes(join(out_uri, MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
+    return manifest

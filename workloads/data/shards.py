@@ -1,0 +1,34 @@
+"""Webdataset shards in storage: find them, and read their samples through the storage interface."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from vlp.platform.errors import StorageError
+from vlp.platform.storage import join, open_storage
+
+
+def list_shards(dataset_uri: str) -> list[str]:
+    """Every `*.tar` under a dataset directory or prefix, in name order."""
+    shards = [uri for uri in open_storage(dataset_uri).list(dataset_uri.rstrip("/") + "/") if uri.endswith(".tar")]
+    if not shards:
+        raise StorageError(f"{dataset_uri}: no .tar shards found (expected webdataset shards such as shard-000000.tar)")
+    return shards
+
+
+def read_manifest(dataset_uri: str) -> dict[str, Any]:
+    uri = join(dataset_uri, "manifest.json")
+    storage = open_storage(uri)
+    if not storage.exists(uri):
+        raise StorageError(f"{uri}: missing dataset manifest (class names for evaluation are read from it)")
+    return json.loads(storage.read_bytes(uri))
+
+
+def iter_shard(shard_uri: str) -> Iterator[dict[str, Any]]:
+    """Samples of one shard as webdataset dicts: `__key__`, `__url__` and one bytes entry per extension."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    with open_storage(shard_uri).open_read(shard_uri) as stream:
+        files = ({**entry, "__url__": shard_uri} for entry in tar_file_iterator(stream))
+        yield from group_by_keys(files)

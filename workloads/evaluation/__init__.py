@@ -1,0 +1,1 @@
+"""Evaluation tasks: zero-shot classification and image-text retrieval."""

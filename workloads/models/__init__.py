@@ -1,0 +1,1 @@
+"""CLIP-family models built from presets (architectures as data) on open_clip towers."""

@@ -1,0 +1,1 @@
+"""Model presets as JSON data (open_clip `model_cfg` plus a description)."""

@@ -1,0 +1,46 @@
+"""torchrun entry point: `python -m vlp.workloads.train.main --run-dir URI --tracking-uri URI`.
+
+Parse, build, train, close. Everything else comes from the spec that the pipeline stored beside the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from vlp.platform.layout import RunLayout
+from vlp.platform.spec import spec_from_dict
+from vlp.platform.storage import open_storage
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="vlp pretraining worker (started by torchrun)")
+    parser.add_argument("--storage-root", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--train-data", required=True, help="dataset URI holding the training shards")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from vlp.platform.tracking.mlflow_tracker import MlflowTracker
+    from vlp.workloads.data.shards import list_shards
+    from vlp.workloads.train.distributed import close_distributed
+    from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
+
+    layout = RunLayout(args.storage_root, args.run_id)
+    spec = spec_from_dict(json.loads(open_storage(layout.spec).read_bytes(layout.spec)), source=layout.spec)
+    inputs = TrainInputs(
+        layout=layout,
+        train_shards=list_shards(args.train_data),
+        tracker_factory=lambda: MlflowTracker(args.run_id, args.tracking_uri),
+    )
+    try:
+        summary = PretrainTrainer(spec, inputs).train()
+        logging.getLogger("vlp.train").info("finished: %s", summary)
+    finally:
+        close_distributed()
+
+
+if __name__ == "__main__":
+    main()

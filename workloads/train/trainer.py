@@ -1,0 +1,140 @@
+"""Contrastive pretraining: builds its parts from the spec's sections, then runs one loop that reads top to bottom."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from vlp.platform.layout import RunLayout
+from vlp.platform.spec import ExperimentSpec
+from vlp.platform.storage import open_storage
+from vlp.platform.tracking.protocol import NullTracker, Tracker
+from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
+from vlp.workloads.models.factory import build_model, count_parameters
+from vlp.workloads.objectives.infonce import InfoNCELoss
+from vlp.workloads.train.checkpoint import Checkpointer
+from vlp.workloads.train.distributed import agree_any, init_distributed
+from vlp.workloads.train.optim import build_optimizer, build_schedule
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What the pipeline hands the trainer besides the spec."""
+
+    layout: RunLayout
+    train_shards: list[str]
+    tracker_factory: object  # callable () -> Tracker, called on rank 0 only
+
+
+class PretrainTrainer:
+    def __init__(self, spec: ExperimentSpec, inputs: TrainInputs):
+        self.spec = spec
+        self.layout = inputs.layout
+        train = spec.train
+        # The process group first: batch split, seeding and logging depend on rank and world size.
+        self.dist = init_distributed(train.threads_per_proc)
+        if spec.train.batch_size % self.dist.world_size:
+            raise ValueError(f"train.batch_size {train.batch_size} is not divisible by {self.dist.world_size} processes")
+        self.local_batch = train.batch_size // self.dist.world_size
+        # Same seed on every rank so all replicas start from identical weights.
+        torch.manual_seed(spec.seed)
+        built = build_model(spec.model)
+        self.model_cfg = built.model_cfg
+        self.parameter_count = count_parameters(built.model)
+        self.model = built.model.to(self.dist.device)
+        self.ddp_model = DistributedDataParallel(self.model) if self.dist.world_size > 1 else self.model
+        self.loss = InfoNCELoss(local_loss=True)
+        self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay)
+        self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
+        decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
+        self.loader = make_train_loader(
+            inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers
+        )
+        self.checkpointer = Checkpointer(self.layout.checkpoints)
+        self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
+        self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
+
+    def train(self) -> dict:
+        step = self._resume()
+        train = self.spec.train
+        self.tracker.set_tags({"vlp.parameters": str(self.parameter_count)})
+        self.tracker.log_metrics({"model/parameters": self.parameter_count}, step=0)
+        started = time.perf_counter()
+        window_started, window_steps = started, 0
+        running_loss = torch.zeros((), device=self.dist.device)
+        for images, texts in self.loader:
+            if self._should_stop(step, started):
+                break
+            loss = self._step(images.to(self.dist.device, non_blocking=True), texts.to(self.dist.device, non_blocking=True))
+            running_loss += loss.detach()
+            step += 1
+            window_steps += 1
+            if step % train.log_every == 0:
+                now = time.perf_counter()
+                self.tracker.log_metrics(
+                    {
+                        "train/loss": running_loss.item() / window_steps,
+                        "train/lr": self.schedule.get_last_lr()[0],
+                        "train/logit_scale": self.model.logit_scale.exp().item(),
+                        "train/samples_per_second": window_steps * train.batch_size / (now - window_started),
+                    },
+                    step=step,
+                )
+                running_loss.zero_()
+                window_started, window_steps = now, 0
+            if step % train.checkpoint_every == 0:
+                self._checkpoint(step)
+        seconds = time.perf_counter() - started
+        self._checkpoint(step)
+        summary = {"steps": step, "seconds": seconds, "samples": step * train.batch_size, "parameters": self.parameter_count}
+        if self.dist.is_main:
+            open_storage(self.layout.train_summary).write_bytes(self.layout.train_summary, json.dumps(summary).encode())
+        self.tracker.close()
+        return summary
+
+    def _step(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+        with self.autocast:
+            image_features, text_features, logit_scale = self.ddp_model(images, texts)
+            loss = self.loss(image_features, text_features, logit_scale)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        # CLIP clamps the temperature so logits stay bounded.
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, 4.6052)
+        return loss
+
+    def _should_stop(self, step: int, started: float) -> bool:
+        train = self.spec.train
+        if train.max_steps is not None and step >= train.max_steps:
+            return True
+        if train.max_seconds is None:
+            return False
+        # Clocks differ between ranks: rank 0 decides and everyone follows.
+        return agree_any(self.dist.is_main and time.perf_counter() - started >= train.max_seconds, self.dist.device)
+
+    def _checkpoint(self, step: int) -> None:
+        if not self.dist.is_main:
+            return
+        state = {
+            "step": step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "model_cfg": json.dumps(self.model_cfg),
+        }
+        self.checkpointer.save(state, step)
+
+    def _resume(self) -> int:
+        state = self.checkpointer.load_latest()
+        if state is None:
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        return int(state["step"])
