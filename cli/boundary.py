@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 
 def run_app(app) -> None:
@@ -12,22 +12,21 @@ def run_app(app) -> None:
 
     try:
         app(standalone_mode=False)
-    except VlpUserError as err:
+    except (VlpUserError, GateFailed) as err:
         fail(str(err), err.exit_code)
-    except GateFailed as err:
-        fail(str(err), err.exit_code)
-    except click.exceptions.Exit as err:
+    except typer.Exit as err:
         sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        fail("aborted", 130)
-    except click.ClickException as err:
-        fail(err.format_message().splitlines()[0] if err.format_message() else "invalid usage", 2, usage=getattr(err, "ctx", None))
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         fail("interrupted", 130)
+    except typer.TyperException as err:
+        context = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # Typer has already printed the help
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        fail(f"{err.format_message()}{hint}", 2)
 
 
-def fail(message: str, code: int, usage=None) -> None:
-    first_line = message.strip().splitlines()[0] if message.strip() else "error"
-    hint = f" (see `{usage.command_path} --help`)" if usage is not None else ""
-    print(f"vlp: error: {first_line}{hint}", file=sys.stderr)
+def fail(message: str, code: int) -> None:
+    lines = message.strip().splitlines()
+    print(f"vlp: error: {lines[0] if lines else 'error'}", file=sys.stderr)
     sys.exit(code)

@@ -14,9 +14,11 @@ def run(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document: run_id, status, metrics, model."),
 ) -> None:
     """Run an experiment end to end on this machine (prepare data → pretrain → evaluate → register)."""
+    from vlp.platform.preflight import check_inputs
     from vlp.platform.spec import load_spec
 
     spec = load_spec(experiment, set_)
+    check_inputs(spec)
     os.environ.setdefault("PYTHONSAFEPATH", "1")
     from vlp.cli.output import print_json
     from vlp.pipelines.local_run import run_experiment

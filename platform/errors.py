@@ -19,3 +19,11 @@ class GateFailed(Exception):
     """A promotion gate did not pass. Exit code 1: the input was fine, the model was not."""
 
     exit_code = 1
+
+
+class ProfileError(VlpUserError):
+    """The profiles file or a `--profile` name is invalid."""
+
+
+class ClusterError(VlpUserError):
+    """The cluster refused or could not answer a request (unreachable, expired token, unknown run)."""

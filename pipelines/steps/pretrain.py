@@ -22,7 +22,11 @@ def launch_request(spec_json: str, runtime_json: str, run_id: str, train_uri: st
         "--tracking-uri", runtime.tracking_uri,
         "--train-data", train_uri,
     ]
-    env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ} if runtime.scheduler == "local_cwd" else {}
+    env = {}
+    if runtime.scheduler == "local_cwd":
+        env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
+        # All "nodes" share this machine: split its cores so processes don't oversubscribe them.
+        env["VLP_THREADS_PER_PROC"] = str(max(1, (os.cpu_count() or 1) // spec.resources.world_size))
     return LaunchRequest(
         module=WORKER_MODULE,
         args=args,

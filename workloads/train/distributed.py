@@ -30,7 +30,8 @@ def init_distributed(threads_per_proc: int | None = None) -> DistContext:
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-        torch.set_num_threads(threads_per_proc or max(1, (os.cpu_count() or 1) // local_world_size))
+        default_threads = int(os.environ.get("VLP_THREADS_PER_PROC", "0")) or max(1, (os.cpu_count() or 1) // local_world_size)
+        torch.set_num_threads(threads_per_proc or default_threads)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend)
     rank = dist.get_rank() if dist.is_initialized() else 0

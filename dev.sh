@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README. Both create (or reuse) .venv and install vlp into it.
+#   ./dev.sh quickstart   run experiments/quickstart.yaml end to end on this machine
+#   ./dev.sh test         run the whole test suite
+# Anything after the command is passed on (to `vlp run` or to pytest).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=.venv
+STAMP="$VENV/.vlp-installed"
+# Never put the repository root on sys.path implicitly (`platform/` would shadow the standard library).
+export PYTHONSAFEPATH=1
+
+ensure_venv() {
+  local want
+  want="$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3.11 -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"
+  fi
+  if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+    echo "installing vlp and its dependencies into $VENV (first time: a few minutes)" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "$want" > "$STAMP"
+  fi
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+  quickstart)
+    ensure_venv
+    exec "$VENV/bin/vlp" run experiments/quickstart.yaml "$@"
+    ;;
+  test)
+    ensure_venv
+    exec "$VENV/bin/pytest" -q -p no:cacheprovider tests "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh quickstart|test [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,63 @@
+"""Shared fixtures: an isolated VLP_HOME per test, and real S3 (moto) and MLflow servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from services import TEST_CREDENTIALS, start_mlflow, start_moto  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+VLP = str(Path(sys.executable).parent / "vlp")
+
+
+@pytest.fixture
+def vlp_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "vlp-home"
+    monkeypatch.setenv("VLP_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("moto")
+    service = start_moto(workdir)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server) -> str:
+    import boto3
+
+    bucket = "vlp-test"
+    client = boto3.client("s3", endpoint_url=s3_server.url, **{k.lower(): v for k, v in TEST_CREDENTIALS.items() if k != "AWS_DEFAULT_REGION"}, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory, s3_server, s3_bucket):
+    workdir = tmp_path_factory.mktemp("mlflow")
+    service = start_mlflow(workdir, s3_server.url, s3_bucket)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def remote_env(s3_server, mlflow_server, vlp_home) -> dict[str, str]:
+    """Environment for a `vlp` subprocess that uses the S3 endpoint and the MLflow server."""
+    return {
+        **os.environ,
+        **TEST_CREDENTIALS,
+        "AWS_ENDPOINT_URL": s3_server.url,
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "VLP_HOME": str(vlp_home),
+        "PYTHONSAFEPATH": "1",
+    }
