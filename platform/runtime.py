@@ -9,6 +9,8 @@ import subprocess
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vlp.platform.launch.kubernetes_pods import TrainingPodSettings
+
 
 class RuntimeContext(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -27,6 +29,8 @@ class RuntimeContext(BaseModel):
     """Unique key of this submission, tagged on the MLflow run so clients can find it."""
     git_commit: str = "unknown"
     """Commit of the code that submitted the run."""
+    training_pod: TrainingPodSettings = TrainingPodSettings()
+    """Kubernetes settings of the training pods (ignored by local_cwd); Secret names only, never values."""
 
 
 def current_git_commit() -> str:

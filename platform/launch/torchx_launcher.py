@@ -6,14 +6,19 @@ The same AppDef serves both; only the scheduler and its config differ.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+
+LOG_RETRY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class LaunchRequest:
     env: dict[str, str] = field(default_factory=dict)
     cpu: int = 2
     mem_mb: int = 4096
+    pod: object = None
+    """`TrainingPodSettings` applied to the Volcano job's pods on `kubernetes` (ignored by local_cwd)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,17 @@ def dryrun(request: LaunchRequest):
     from torchx.runner import get_runner
 
     with get_runner() as runner:
-        return runner.dryrun(build_appdef(request), request.scheduler, cfg=dict(request.scheduler_cfg))
+        return _prepare(runner, build_appdef(request), request)
+
+
+def _prepare(runner, appdef, request: LaunchRequest):
+    """Render the request, then add the pod settings TorchX has no parameters for (submitted by `runner.schedule`)."""
+    info = runner.dryrun(appdef, request.scheduler, cfg=dict(request.scheduler_cfg))
+    if request.scheduler == "kubernetes" and request.pod is not None:
+        from vlp.platform.launch.kubernetes_pods import apply_to_volcano_job
+
+        info.request.resource = apply_to_volcano_job(info.request.resource, request.pod, request.scheduler_cfg.get("namespace"))
+    return info
 
 
 def launch_and_wait(request: LaunchRequest, stream_logs: bool = True) -> LaunchResult:
@@ -80,11 +97,12 @@ def launch_and_wait(request: LaunchRequest, stream_logs: bool = True) -> LaunchR
 
     appdef = build_appdef(request)
     with get_runner() as runner:
-        app_handle = runner.run(appdef, request.scheduler, cfg=dict(request.scheduler_cfg))
+        app_handle = runner.schedule(_prepare(runner, appdef, request))
         log.info("launched %s", app_handle)
         if stream_logs:
             _follow_logs(runner, app_handle, appdef.roles[0].name, request.nodes)
-        status = runner.wait(app_handle, wait_interval=1)
+        with _cancel_on_termination(runner, app_handle):
+            status = runner.wait(app_handle, wait_interval=1 if request.scheduler == "local_cwd" else 10)
         state = str(status.state) if status else "UNKNOWN"
         succeeded = status is not None and status.is_terminal() and status.state.name == "SUCCEEDED"
         reason = "" if succeeded else _failure_reason(status) + _last_error_lines(runner, app_handle, appdef.roles[0].name, request.nodes)
@@ -93,11 +111,19 @@ def launch_and_wait(request: LaunchRequest, stream_logs: bool = True) -> LaunchR
 
 def _follow_logs(runner, app_handle: str, role: str, replicas: int) -> None:
     def follow(replica: int) -> None:
-        try:
-            for line in runner.log_lines(app_handle, role, replica, should_tail=True):
-                print(f"[{role}/{replica}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
-        except Exception as err:  # logs are best effort; the job state decides success
-            log.warning("log streaming for replica %d stopped: %s", replica, err)
+        printed = False
+        while True:
+            try:
+                for line in runner.log_lines(app_handle, role, replica, should_tail=True):
+                    printed = True
+                    print(f"[{role}/{replica}] {line}", end="" if line.endswith("\n") else "\n", flush=True)
+                return
+            except Exception as err:  # logs are best effort; the job state decides success
+                # On Kubernetes the pod does not exist while the job waits in its Volcano queue: try again.
+                if printed or _is_finished(runner, app_handle):
+                    log.warning("log streaming for replica %d stopped: %s", replica, err)
+                    return
+                time.sleep(LOG_RETRY_SECONDS)
 
     for replica in range(replicas):
         threading.Thread(target=follow, args=(replica,), daemon=True).start()
@@ -107,9 +133,11 @@ def _last_error_lines(runner, app_handle: str, role: str, replicas: int) -> str:
     """The last traceback line a replica printed, which usually names the real cause."""
     from torchx.schedulers.api import Stream
 
+    # The kubernetes scheduler serves only the combined stream.
+    stream = Stream.COMBINED if app_handle.startswith("kubernetes://") else Stream.STDERR
     for replica in range(replicas):
         try:
-            lines = [line.rstrip() for line in runner.log_lines(app_handle, role, replica, streams=Stream.STDERR)]
+            lines = [line.rstrip() for line in runner.log_lines(app_handle, role, replica, streams=stream)]
         except Exception:
             continue
         errors = [line for line in lines if line and not line.startswith((" ", "\t")) and ("Error" in line or "Exception" in line)]
@@ -127,6 +155,37 @@ def _failure_reason(status) -> str:
             if getattr(replica, "structured_error_msg", "") and replica.structured_error_msg != "<NONE>":
                 messages.append(replica.structured_error_msg)
     return f"job ended {status.state.name}" + (f": {' | '.join(messages)[:2000]}" if messages else "")
+
+
+def _is_finished(runner, app_handle: str) -> bool:
+    try:
+        status = runner.status(app_handle)
+    except Exception:
+        return False
+    return status is None or status.is_terminal()
+
+
+@contextlib.contextmanager
+def _cancel_on_termination(runner, app_handle: str):
+    """A step pod stopped by KFP (`vlp runs cancel`) gets SIGTERM: cancel the job so it does not run on orphaned."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def terminate(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.warning("stopping: cancelling %s", app_handle)
+        try:
+            runner.cancel(app_handle)
+        except Exception as err:
+            log.warning("could not cancel %s: %s", app_handle, err)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def free_port() -> int:
