@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from vlp.cli import compile_command, data_commands, models_commands, run_command, runs_commands, ui_command
+from vlp.cli import (
+    compile_command,
+    data_commands,
+    models_commands,
+    profiles_commands,
+    run_command,
+    runs_commands,
+    submit_command,
+    ui_command,
+)
 from vlp.cli.boundary import run_app
 
 app = typer.Typer(
@@ -15,12 +24,14 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("run")(run_command.run)
+app.command("submit")(submit_command.submit)
 app.command("compile")(compile_command.compile_pipeline)
 app.command("promote")(models_commands.promote)
 app.command("ui")(ui_command.ui)
 app.add_typer(data_commands.app, name="data")
 app.add_typer(runs_commands.app, name="runs")
 app.add_typer(models_commands.app, name="models")
+app.add_typer(profiles_commands.app, name="profiles")
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""`vlp runs …`: list and inspect runs recorded in MLflow."""
+"""`vlp runs …`: list and inspect runs recorded in MLflow; with `--profile NAME`, runs on that cluster
+(KFP state beside the MLflow run), their logs, and cancelling them."""
 
 from __future__ import annotations
 
 import typer
 
 app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+
+PROFILE_HELP = "Cluster profile: show KFP runs there (default: `local`, the MLflow store on this machine)."
 
 SUMMARY_METRICS = ("zeroshot/shapes/acc1", "retrieval/shapes/image_retrieval_recall_at_1")
 
@@ -14,8 +17,16 @@ def list_runs(
     experiment: str = typer.Option(None, "--experiment", "-e", help="Only this experiment."),
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many runs, newest first."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    profile: str = typer.Option("local", "--profile", "-p", envvar="VLP_PROFILE", help=PROFILE_HELP),
 ) -> None:
     """Recent runs with status and headline metrics."""
+    cluster = _cluster_profile(profile)
+    if cluster is not None:
+        from vlp.cli.cluster_runs_view import print_run_list
+        from vlp.platform.cluster_runs import list_cluster_runs
+
+        print_run_list(list_cluster_runs(cluster, limit, experiment), cluster.name, json_output)
+        return
     from vlp.cli.output import print_json, print_table
     from vlp.platform.tracking.queries import recent_runs
 
@@ -29,10 +40,28 @@ def list_runs(
 
 @app.command("show")
 def show_run(
-    run_id: str = typer.Argument(..., help="MLflow run id."),
+    run_id: str = typer.Argument(..., help="MLflow run id; with --profile, the KFP run id `vlp submit` printed."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    profile: str = typer.Option("local", "--profile", "-p", envvar="VLP_PROFILE", help=PROFILE_HELP),
+    watch: bool = typer.Option(False, "--watch", "-w", help="With --profile: print each state change until the run ends."),
+    interval: float = typer.Option(10.0, "--interval", min=0.01, help="Seconds between polls with --watch."),
 ) -> None:
-    """One run: status, params, metrics, tags and artifacts."""
+    """One run: status, params, metrics, tags and artifacts; on a cluster, KFP and task states beside the MLflow run."""
+    cluster = _cluster_profile(profile)
+    if cluster is not None:
+        from vlp.cli.cluster_runs_view import print_run, print_state_change
+        from vlp.platform.cluster_runs import show_cluster_run, watch_cluster_run
+
+        if watch:
+            details = watch_cluster_run(cluster, run_id, print_state_change, interval)
+            print_run(details, json_output)
+            if details["state"] != "SUCCEEDED":
+                raise typer.Exit(1)
+        else:
+            print_run(show_cluster_run(cluster, run_id), json_output)
+        return
+    if watch:
+        raise _needs_cluster("--watch", "local runs finish before `vlp run` returns")
     from vlp.cli.output import print_json, print_table
     from vlp.platform.tracking.queries import run_details
 
@@ -43,6 +72,50 @@ def show_run(
     typer.echo(f"{details['run_id']}  {details['experiment']}  {details['status']}  started {details['started']}")
     print_table("metrics", ["metric", "value"], [[k, _fmt(v)] for k, v in sorted(details["metrics"].items())])
     print_table("params", ["param", "value"], [[k, v] for k, v in sorted(details["params"].items())])
+
+
+@app.command("logs")
+def run_logs(
+    run_id: str = typer.Argument(..., help="KFP run id (from `vlp submit` or `vlp runs list --profile NAME`)."),
+    profile: str = typer.Option("local", "--profile", "-p", envvar="VLP_PROFILE", help="Cluster profile the run is on."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A cluster run's task states, pods, and the kubectl commands that show their logs."""
+    cluster = _cluster_profile(profile)
+    if cluster is None:
+        raise _needs_cluster("`vlp runs logs`", "local runs print their logs while `vlp run` runs")
+    from vlp.cli.cluster_runs_view import print_logs
+    from vlp.platform.cluster_runs import cluster_run_logs
+
+    print_logs(cluster_run_logs(cluster, run_id), json_output)
+
+
+@app.command("cancel")
+def cancel_run(
+    run_id: str = typer.Argument(..., help="KFP run id."),
+    profile: str = typer.Option("local", "--profile", "-p", envvar="VLP_PROFILE", help="Cluster profile the run is on."),
+) -> None:
+    """Terminate a cluster run: KFP stops its step pods, and the training step cancels its Volcano job."""
+    cluster = _cluster_profile(profile)
+    if cluster is None:
+        raise _needs_cluster("`vlp runs cancel`", "stop a local run with Ctrl-C")
+    from vlp.platform.cluster_runs import cancel_cluster_run
+
+    details = cancel_cluster_run(cluster, run_id)
+    typer.echo(f"cancel requested: {details['run_id']} ({details['name']}) is {details['state']}")
+
+
+def _cluster_profile(name: str):
+    """The named cluster profile, or None for `local`."""
+    from vlp.platform.profiles import find_profile
+
+    return find_profile(name)
+
+
+def _needs_cluster(what: str, why: str):
+    from vlp.platform.errors import VlpUserError
+
+    return VlpUserError(f"{what} works on cluster runs ({why}): add --profile NAME")
 
 
 def _fmt(value) -> str:

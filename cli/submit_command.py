@@ -1,0 +1,59 @@
+"""`vlp submit FILE --profile NAME`: run the experiment's pipeline on a cluster (or, with --dry-run, write what would run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def submit(
+    experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
+    profile: str = typer.Option(..., "--profile", "-p", envvar="VLP_PROFILE", help="Cluster profile to submit to (`vlp profiles list`)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: --set train.lr=0.001 (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the compiled pipeline and each training step's Volcano job to --out; contact nothing."),
+    out: Path = typer.Option(None, "--out", help="Directory for pipeline.yaml and <step>.volcano.yaml (needed with --dry-run; kept when submitting)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Compile the experiment's pipeline with the profile's Kubernetes settings and start it on Kubeflow Pipelines."""
+    import tempfile
+
+    from vlp.platform.errors import VlpUserError
+    from vlp.platform.profiles import find_profile
+    from vlp.platform.spec import load_spec
+
+    if dry_run and out is None:
+        raise VlpUserError("--dry-run writes files and submits nothing: give it --out DIR")
+    cluster = find_profile(profile)
+    if cluster is None:
+        raise VlpUserError("--profile local is this machine: run the experiment with `vlp run FILE`")
+    spec = load_spec(experiment, set_)
+
+    from vlp.pipelines.submit import package_for_cluster, submit_package
+
+    with tempfile.TemporaryDirectory(prefix="vlp-submit-") as scratch:
+        package = package_for_cluster(spec, cluster, out or Path(scratch))
+        submitted = None if dry_run else submit_package(package)
+    _report(package, submitted, out, json_output)
+
+
+def _report(package, submitted, out: Path | None, json_output: bool) -> None:
+    from vlp.cli.output import print_json
+
+    files = {"pipeline": str(package.pipeline), "training_jobs": {step: str(path) for step, path in package.training_jobs.items()}} if out else {}
+    if json_output:
+        document = {"profile": package.profile.name, "experiment": package.experiment, "run_name": package.run_name, "run_key": package.runtime.run_key, **files}
+        if submitted is not None:
+            document.update(run_id=submitted.run_id, url=submitted.url)
+        print_json(document)
+        return
+    if submitted is None:
+        typer.echo(f"dry run for profile {package.profile.name}: nothing was submitted")
+        typer.echo(f"  pipeline      {files['pipeline']}")
+        for step, path in files["training_jobs"].items():
+            typer.echo(f"  {step:<13} {path}  (Volcano job)")
+        return
+    typer.echo(f"submitted {package.spec.name} to {package.profile.kfp.host} (KFP experiment {package.experiment})")
+    typer.echo(f"  run    {submitted.run_id}  ({submitted.run_name})")
+    typer.echo(f"  url    {submitted.url}")
+    typer.echo(f"  watch  vlp runs show {submitted.run_id} --profile {package.profile.name} --watch")
