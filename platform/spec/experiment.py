@@ -12,6 +12,7 @@ from vlp.platform.spec.base import Section
 from vlp.platform.spec.data import DataSection
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.platform.spec.model import ModelSection
+from vlp.platform.spec.objective import ObjectiveSection
 from vlp.platform.spec.registration import RegisterSection
 from vlp.platform.spec.resources import ResourcesSection
 from vlp.platform.spec.train import TrainSection
@@ -34,6 +35,8 @@ class ExperimentSpec(Section):
     """Where datasets, checkpoints and results go (local path or s3://bucket/prefix); default: the profile's."""
     data: DataSection = DataSection()
     model: ModelSection = ModelSection()
+    objective: ObjectiveSection = ObjectiveSection()
+    """Contrastive loss, cross-process gathering and noise harmonization (the `objective:` section)."""
     train: TrainSection
     resources: ResourcesSection = ResourcesSection()
     eval: EvalSection = EvalSection()

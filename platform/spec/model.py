@@ -1,20 +1,139 @@
-"""`model:` — which architecture to train."""
+"""`model:` — which architecture to train: the sharing spectrum (clip → multiway → msclip), CoCa and PACL."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vlp.platform.spec.base import Section
+
+REGISTERED_MODEL = re.compile(r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/\d+)$")
+TRANSFORMER_ARCHS = ("msclip", "multiway")
+
+
+class GGeMOptions(Section):
+    """Group generalized-mean pooling of the image tokens (used when `pooling: ggem`)."""
+
+    groups: int | None = Field(None, ge=1)
+    """Channel groups, each with one learnable exponent; default: one group per attention head of the image tower."""
+    init_p: float = Field(3.0, gt=0, le=100)
+    """Initial exponent of every group: 1 is mean pooling, large values approach max pooling."""
+    eps: float = Field(1e-6, gt=0)
+    """Token values are clamped to at least this before the power (the generalized mean needs positive inputs)."""
+
+
+class ShareOptions(Section):
+    """What the image and text towers share (for `arch: msclip` and `arch: multiway`)."""
+
+    from_layer: int | None = Field(None, ge=0)
+    """Tie the transformer layers with index >= this (0-based) between the towers; default: 1 for msclip (the first
+    layer stays modality-specific, as in MS-CLIP) and 0 for multiway (every layer shares its attention)."""
+
+
+class AuxAdapterOptions(Section):
+    """MS-CLIP's parallel branch: a small conv network on the image whose features are added to the patch tokens."""
+
+    enabled: bool = False
+    """Add the parallel conv branch and its lateral adapters to the image tower."""
+    layers: tuple[int, ...] = Field((1,), min_length=1)
+    """Image-transformer layer indices (0-based) before which a lateral adapter adds branch features to the patch tokens."""
+    channels: int = Field(32, ge=4, le=1024)
+    """Channels of the conv branch."""
+
+
+class CocaOptions(Section):
+    """CoCa: a unimodal text encoder, then multimodal decoder layers that cross-attend to the image tokens."""
+
+    decoder_layers: int | None = Field(None, ge=1)
+    """Multimodal decoder layers; default: as many as the text tower has."""
+    contrastive_weight: float = Field(1.0, ge=0)
+    """Weight of the contrastive loss on the unimodal embeddings."""
+    caption_weight: float = Field(2.0, ge=0)
+    """Weight of the autoregressive captioning loss (CoCa's default is 2)."""
+    eval_captions: int = Field(8, ge=0, le=1000)
+    """Captions generated for the first N evaluation images and logged to MLflow as a text artifact."""
+    max_caption_tokens: int = Field(20, ge=1, le=255)
+    """Most tokens a generated caption may have."""
+
+
+class PaclOptions(Section):
+    """PACL: each patch token embedded by a small residual MLP; a text attends over the patches to pool the image."""
+
+    freeze_backbone: bool = False
+    """Freeze the CLIP backbone (as in the PACL paper) and train only the patch embedder and the temperature."""
+    embedder_hidden: int | None = Field(None, ge=1)
+    """Hidden width of the residual MLP that embeds each patch token; default: 2 x the embedding dimension."""
+    patch_temperature: float = Field(0.1, gt=0, le=10)
+    """Temperature of the softmax over patch-text cosine similarities that weights the patches."""
+    global_loss_weight: float = Field(0.0, ge=0)
+    """Weight of an extra contrastive term on the backbone's pooled image embedding (0: the pure PACL loss, and
+    the backbone's pooling parameters, which no loss would reach, are frozen)."""
+
+
+class OpenClipReference(Section):
+    """An open_clip architecture by config name, with optional weights from a local file."""
+
+    open_clip: str = Field(pattern=r"^[A-Za-z0-9._/-]+$")
+    """open_clip model config name (see `open_clip.list_models()`), e.g. `ViT-B-32`."""
+    checkpoint: str | None = None
+    """Local path of an open_clip state dict (`.pt`, `.pth`, `.bin`, `.safetensors`); none: random initialisation."""
 
 
 class ModelSection(Section):
     """The model to build. Architectures are data: `preset` names a JSON file under workloads/models/presets."""
 
-    arch: Literal["clip"] = "clip"
-    """Architecture family: `clip` (separate towers)."""
+    arch: Literal["clip", "msclip", "multiway", "coca", "pacl"] = "clip"
+    """Architecture family: `clip` (separate towers, open_clip's CLIP), `msclip` (attention and MLP tied between the
+    towers from `share.from_layer` up), `multiway` (attention tied, one FFN per modality), `coca` (contrastive +
+    captioning), `pacl` (patch-aligned contrastive learning on a CLIP backbone)."""
     preset: str = Field("shapes-rn-tiny", pattern=r"^[A-Za-z0-9._-]+$")
     """Model preset name (a vlp preset, or an open_clip model config name such as `ViT-B-32`)."""
-    init_from: str | None = None
-    """Start from these weights: a checkpoint URI (local or s3://) or `models:/NAME@ALIAS`."""
+    pooling: Literal["cls", "mean", "ggem"] = "cls"
+    """How the image tower pools its tokens: `cls` (class token; a ResNet tower's attention pool), `mean` (mean of the
+    patch tokens), `ggem` (group generalized mean of the patch tokens, see `ggem`)."""
+    ggem: GGeMOptions = GGeMOptions()
+    """GGeM settings (only with `pooling: ggem`)."""
+    share: ShareOptions = ShareOptions()
+    """Which layers the towers share (only with `arch: msclip` or `arch: multiway`)."""
+    early_specialization: bool = False
+    """Replace the ViT patch embedding by a small residual conv stem with total stride = patch size (MS-CLIP)."""
+    aux_adapter: AuxAdapterOptions = AuxAdapterOptions()
+    """Parallel conv branch with lateral adapters into the image transformer (MS-CLIP)."""
+    coca: CocaOptions = CocaOptions()
+    """CoCa settings and loss weights (only with `arch: coca`)."""
+    pacl: PaclOptions = PaclOptions()
+    """PACL settings (only with `arch: pacl`)."""
+    init_from: str | OpenClipReference | None = None
+    """Start from these weights, whose architecture replaces `preset`: `models:/NAME@ALIAS` (or `models:/NAME/VERSION`),
+    a vlp checkpoint URI (local path or s3://), or `{open_clip: CONFIG, checkpoint: FILE}`. With `arch: pacl` the
+    weights (a clip) become the backbone."""
+
+    @model_validator(mode="after")
+    def _options_match_the_arch(self) -> "ModelSection":
+        chosen = self.model_fields_set
+        if "share" in chosen and self.arch not in TRANSFORMER_ARCHS:
+            raise ValueError(f"model.share applies to arch msclip or multiway, not {self.arch}")
+        if "coca" in chosen and self.arch != "coca":
+            raise ValueError(f"model.coca applies to arch coca, not {self.arch}")
+        if "pacl" in chosen and self.arch != "pacl":
+            raise ValueError(f"model.pacl applies to arch pacl, not {self.arch}")
+        if "ggem" in chosen and self.pooling != "ggem":
+            raise ValueError("model.ggem applies only with model.pooling: ggem")
+        if self.arch == "pacl" and (self.early_specialization or self.aux_adapter.enabled):
+            raise ValueError("model.early_specialization and model.aux_adapter do not apply to arch pacl (its backbone is a plain CLIP)")
+        if self.init_from is not None and "preset" in chosen:
+            raise ValueError("set model.preset or model.init_from, not both (the weights bring their architecture)")
+        if isinstance(self.init_from, OpenClipReference) and self.arch not in ("clip", "pacl"):
+            raise ValueError(f"open_clip weights have separate towers: use them with arch clip or pacl, not {self.arch}")
+        if isinstance(self.init_from, str) and self.init_from.startswith("models:") and not REGISTERED_MODEL.match(self.init_from):
+            raise ValueError(f"model.init_from {self.init_from!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        return self
+
+    @property
+    def shared_from_layer(self) -> int:
+        """The first tied layer: `share.from_layer`, or the architecture's default."""
+        if self.share.from_layer is not None:
+            return self.share.from_layer
+        return 1 if self.arch == "msclip" else 0
