@@ -11,7 +11,8 @@ def run_app(app) -> None:
     from vlp.platform.errors import GateFailed, VlpUserError
 
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click returns a `typer.Exit(code)` raised by a command instead of raising it.
+        exit_code = app(standalone_mode=False)
     except (VlpUserError, GateFailed) as err:
         fail(str(err), err.exit_code)
     except typer.Exit as err:
@@ -24,6 +25,9 @@ def run_app(app) -> None:
             sys.exit(0)  # Typer has already printed the help
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
         fail(f"{err.format_message()}{hint}", 2)
+    else:
+        if isinstance(exit_code, int) and exit_code:
+            sys.exit(exit_code)
 
 
 def fail(message: str, code: int) -> None:
