@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="List and inspect runs.", no_args_is_help=True)
+app = typer.Typer(help="List and inspect runs: local ones, or a cluster's with --profile NAME.", no_args_is_help=True)
 
 PROFILE_HELP = "Cluster profile: show KFP runs there (default: `local`, the MLflow store on this machine)."
 

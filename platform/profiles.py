@@ -89,7 +89,7 @@ def local_runtime() -> RuntimeContext:
 
 def describe_local() -> dict[str, Any]:
     return {
-        "name": LOCAL, "mode": "local", "description": "this machine: kfp.local, TorchX local_cwd, files under VLP_HOME",
+        "name": LOCAL, "mode": "local", "description": "this machine (kfp.local, TorchX local_cwd)",
         "storage_root": default_storage_root(), "tracking_uri": default_tracking_uri(), "scheduler": "local_cwd",
     }
 

@@ -84,7 +84,7 @@ class KfpCluster:
     def list_runs(self, limit: int, name_contains: str | None = None) -> list:
         query = None
         if name_contains:
-            query = json.dumps({"predicates": [{"operation": "IS_SUBSTRING", "key": "display_name", "string_value": name_contains}]})
+            query = json.dumps({"predicates": [{"operation": "IS_SUBSTRING", "key": "display_name", "stringValue": name_contains}]})
         with self._calling("listing runs"):
             response = self.client().list_runs(page_size=limit, sort_by="created_at desc", namespace=self.profile.kfp.namespace, filter=query)
         return list(response.runs or [])
