@@ -7,6 +7,7 @@ from typing import Any, Iterator
 
 from vlp.platform.errors import StorageError
 from vlp.platform.storage import join, open_storage
+from vlp.workloads.data.tar_members import iter_tar_members
 
 
 def list_shards(dataset_uri: str) -> list[str]:
@@ -26,9 +27,24 @@ def read_manifest(dataset_uri: str) -> dict[str, Any]:
 
 
 def iter_shard(shard_uri: str) -> Iterator[dict[str, Any]]:
-    """Samples of one shard as webdataset dicts: `__key__`, `__url__` and one bytes entry per extension."""
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
+    """Samples of one shard as webdataset dicts: `__key__`, `__url__` and one bytes entry per extension.
 
-    with open_storage(shard_uri).open_read(shard_uri) as stream:
-        files = ({**entry, "__url__": shard_uri} for entry in tar_file_iterator(stream))
-        yield from group_by_keys(files)
+    Files belong to one sample while their key (the name up to the first dot of the basename) repeats,
+    as webdataset groups them.
+    """
+    data = open_storage(shard_uri).read_bytes(shard_uri)
+    sample: dict[str, Any] = {}
+    for name, content in iter_tar_members(data):
+        directory, _, basename = name.rpartition("/")
+        stem, dot, extension = basename.partition(".")
+        if not dot or stem.startswith("__"):
+            continue
+        key = f"{directory}/{stem}" if directory else stem
+        if sample and sample["__key__"] != key:
+            yield sample
+            sample = {}
+        if not sample:
+            sample = {"__key__": key, "__url__": shard_uri}
+        sample[extension.lower()] = content
+    if sample:
+        yield sample
