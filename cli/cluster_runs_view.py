@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from vlp.cli.output import print_json, print_table
+from vlp.cli.runs_commands import SUMMARY_METRICS
 
-HEADLINE_METRIC = "zeroshot/shapes/acc1"
+HEADLINE_METRIC = SUMMARY_METRICS[0]
 
 
 def print_run_list(runs: list[dict], profile_name: str, json_output: bool) -> None:

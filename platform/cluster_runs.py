@@ -17,7 +17,8 @@ from vlp.platform.backends.kfp_cluster import TERMINAL_STATES, KfpCluster
 from vlp.platform.cluster_profile import ClusterProfile
 
 HEADLINE_METRIC_PREFIXES = ("zeroshot/", "retrieval/")
-TRAINING_CONTAINER = "main"
+# KFP runs each step's code in the pod's "main" container.
+STEP_CONTAINER = "main"
 
 
 def list_cluster_runs(profile: ClusterProfile, limit: int, experiment: str | None = None) -> list[dict]:
@@ -68,7 +69,7 @@ def cluster_run_logs(profile: ClusterProfile, run_id: str) -> dict:
     details = show_cluster_run(profile, run_id)
     pipeline_namespace = profile.kfp.namespace or "kubeflow"
     training_namespace = profile.torchx.scheduler_args.namespace or profile.namespace
-    hints = [f"kubectl logs -n {pipeline_namespace} {task['pod']} -c {TRAINING_CONTAINER}" for task in details["tasks"] if task["pod"]]
+    hints = [f"kubectl logs -n {pipeline_namespace} {task['pod']} -c {STEP_CONTAINER}" for task in details["tasks"] if task["pod"]]
     if details["run_key"]:
         selector = f"vlp.io/run-key={details['run_key']}"
         hints.append(f"kubectl get vcjob,pods -n {training_namespace} -l {selector}")

@@ -62,10 +62,6 @@ def load_profiles(path: Path | None = None) -> dict[str, ClusterProfile]:
     return profiles
 
 
-def profile_names() -> list[str]:
-    return [LOCAL, *load_profiles()]
-
-
 def find_profile(name: str) -> ClusterProfile | None:
     """The named cluster profile; None for the built-in `local` profile."""
     if name == LOCAL:
