@@ -1,42 +1,58 @@
-"""Symmetric InfoNCE (CLIP's loss) with features gathered across ranks.
+"""Symmetric InfoNCE (CLIP's loss) with features gathered across processes.
 
-With `local_loss=True` each rank scores only its own rows against all gathered columns, which gives the
-same gradients as the full matrix at 1/world_size of the memory (open_clip's `local_loss`). Gathering goes
-through `torch.distributed.nn.all_gather`, which back-propagates into every rank's features.
+Per pair i of the global batch of N pairs: l_i = (CE(image_i -> texts, i) + CE(text_i -> images, i)) / 2, and the loss
+is the mean of w_i * l_i (w_i = 1 unless a noise harmonizer weighs the pairs). Which rows a process computes:
+
+- `local_loss=True` (needs gather_with_grad): only its own b rows, against all N gathered columns. DDP averages the
+  per-process means, and the gather's backward adds the other processes' gradients, so the update equals a
+  single-process run on the whole batch, at 1/world of the logits memory (open_clip's `local_loss`).
+- `local_loss=False`: the full N x N matrix on every process. With `gather_with_grad=False` the gathered copies are
+  constants and the loss gradient is rescaled by the world size (see gather.scale_gradient_to_world).
+
+`score(image_repr, text_features) -> [n, m]` is the pair similarity: a dot product of normalised embeddings, or
+PACL's text-conditioned patch pooling.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
+from vlp.workloads.objectives.gather import gather, scale_gradient_to_world, world
 
-def gather_features(features: torch.Tensor) -> torch.Tensor:
-    """All ranks' features, concatenated in rank order, differentiable through the gather."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return features
-    import torch.distributed.nn
 
-    return torch.cat(torch.distributed.nn.all_gather(features), dim=0)
+def dot_score(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    return image_features @ text_features.T
 
 
 class InfoNCELoss(torch.nn.Module):
-    def __init__(self, local_loss: bool = True):
+    def __init__(self, local_loss: bool = True, gather_with_grad: bool = True, score: Callable = dot_score):
         super().__init__()
+        if local_loss and not gather_with_grad:
+            raise ValueError("local_loss needs gather_with_grad")
         self.local_loss = local_loss
+        self.gather_with_grad = gather_with_grad
+        self.score = score
 
-    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
-        all_images = gather_features(image_features)
-        all_texts = gather_features(text_features)
+    def forward(self, image_repr, text_features, logit_scale, logit_bias=None, weigh=None) -> torch.Tensor:
+        """`weigh(pair_losses, local) -> weights`: optional per-pair weights from the detached pair losses."""
+        rank, _ = world()
+        all_images = gather(image_repr, self.gather_with_grad)
+        all_texts = gather(text_features, self.gather_with_grad)
         if self.local_loss:
-            rank = dist.get_rank() if dist.is_initialized() else 0
-            logits_per_image = logit_scale * image_features @ all_texts.T
-            logits_per_text = logit_scale * text_features @ all_images.T
-            offset = rank * image_features.shape[0]
+            logits_per_image = logit_scale * self.score(image_repr, all_texts)
+            logits_per_text = logit_scale * self.score(all_images, text_features).T
+            labels = torch.arange(image_repr.shape[0], device=image_repr.device) + rank * image_repr.shape[0]
         else:
-            logits_per_image = logit_scale * all_images @ all_texts.T
+            logits_per_image = logit_scale * self.score(all_images, all_texts)
             logits_per_text = logits_per_image.T
-            offset = 0
-        labels = torch.arange(logits_per_image.shape[0], device=image_features.device) + offset
-        return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+            labels = torch.arange(logits_per_image.shape[0], device=image_repr.device)
+        pair_losses = (
+            F.cross_entropy(logits_per_image, labels, reduction="none") + F.cross_entropy(logits_per_text, labels, reduction="none")
+        ) / 2
+        if weigh is not None:
+            pair_losses = pair_losses * weigh(pair_losses.detach(), self.local_loss)
+        loss = pair_losses.mean()
+        return loss if self.gather_with_grad else scale_gradient_to_world(loss)

@@ -14,8 +14,8 @@ from vlp.platform.spec import ExperimentSpec
 from vlp.platform.storage import open_storage
 from vlp.platform.tracking.protocol import NullTracker, Tracker
 from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
-from vlp.workloads.models.factory import build_model, count_parameters
-from vlp.workloads.objectives.infonce import InfoNCELoss
+from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
+from vlp.workloads.objectives.factory import build_objective
 from vlp.workloads.train.checkpoint import Checkpointer
 from vlp.workloads.train.distributed import agree_any, init_distributed
 from vlp.workloads.train.optim import build_optimizer, build_schedule
@@ -42,12 +42,14 @@ class PretrainTrainer:
         self.local_batch = train.batch_size // self.dist.world_size
         # Same seed on every rank so all replicas start from identical weights.
         torch.manual_seed(spec.seed)
-        built = build_model(spec.model)
+        built = build_model(spec.model, spec.objective.contrastive)
         self.model_cfg = built.model_cfg
         self.parameter_count = count_parameters(built.model)
+        self.shared_parameter_count = count_shared_parameters(built.model)
         self.model = built.model.to(self.dist.device)
         self.ddp_model = DistributedDataParallel(self.model) if self.dist.world_size > 1 else self.model
-        self.loss = InfoNCELoss(local_loss=True)
+        # The objective holds no parameters (they are in the model, under DDP), only state such as NLIP's mixture.
+        self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
         decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
@@ -61,8 +63,10 @@ class PretrainTrainer:
     def train(self) -> dict:
         step = self._resume()
         train = self.spec.train
-        self.tracker.set_tags({"vlp.parameters": str(self.parameter_count)})
-        self.tracker.log_metrics({"model/parameters": self.parameter_count}, step=0)
+        counts = {"parameters": self.parameter_count, "shared_parameters": self.shared_parameter_count}
+        self.tracker.set_tags({f"vlp.{name}": str(value) for name, value in counts.items()})
+        self.tracker.log_params({f"model.{name}": str(value) for name, value in counts.items()})
+        self.tracker.log_metrics({f"model/{name}": value for name, value in counts.items()}, step=0)
         started = time.perf_counter()
         window_started, window_steps = started, 0
         running_loss = torch.zeros((), device=self.dist.device)
@@ -81,6 +85,7 @@ class PretrainTrainer:
                         "train/lr": self.schedule.get_last_lr()[0],
                         "train/logit_scale": self.model.logit_scale.exp().item(),
                         "train/samples_per_second": window_steps * train.batch_size / (now - window_started),
+                        **self.loss.metrics(),
                     },
                     step=step,
                 )
@@ -98,8 +103,7 @@ class PretrainTrainer:
 
     def _step(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
         with self.autocast:
-            image_features, text_features, logit_scale = self.ddp_model(images, texts)
-            loss = self.loss(image_features, text_features, logit_scale)
+            loss = self.loss(self.ddp_model(images, texts))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -127,6 +131,7 @@ class PretrainTrainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "model_cfg": json.dumps(self.model_cfg),
+            "objective": self.loss.state_dict(),
         }
         self.checkpointer.save(state, step)
 
@@ -137,4 +142,6 @@ class PretrainTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if "objective" in state:
+            self.loss.load_state_dict(state["objective"])
         return int(state["step"])

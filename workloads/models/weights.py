@@ -1,0 +1,125 @@
+"""Where `model.init_from` (and any "give me a model" reference) points, resolved to an architecture and weights.
+
+- `models:/NAME@ALIAS` or `models:/NAME/VERSION`: a version registered by vlp's register step (its `model.pt`).
+- a vlp checkpoint URI (local path or s3://): `{"model": state_dict, "model_cfg": json, ...}`.
+- a bare state dict file (an open_clip `.pt`/`.bin`/`.safetensors`): weights only; the architecture is the preset's.
+- `{open_clip: CONFIG, checkpoint: FILE}`: open_clip's config by name, weights (optional) through open_clip's loader.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlp.platform.errors import SpecError
+from vlp.platform.spec.model import OpenClipReference
+
+RAW_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
+
+
+@dataclass(frozen=True)
+class Weights:
+    source: str
+    """What the user named, for messages."""
+    model_cfg: dict[str, Any] | None
+    """The architecture the weights were trained with; None for a bare state dict."""
+    state_dict: dict[str, torch.Tensor] | None
+    """None: the architecture only (an open_clip config without a checkpoint)."""
+    open_clip_file: str | None = None
+    """A local open_clip weights file, loaded through open_clip's converter (it fixes old layouts and sizes)."""
+
+
+def resolve_weights(reference: str | OpenClipReference | None, tracking_uri: str | None = None) -> Weights | None:
+    if reference is None:
+        return None
+    if isinstance(reference, OpenClipReference):
+        return open_clip_weights(reference.open_clip, reference.checkpoint)
+    if reference.startswith("models:/"):
+        return registered_weights(reference, tracking_uri)
+    return checkpoint_weights(reference)
+
+
+def open_clip_weights(name: str, checkpoint: str | None = None) -> Weights:
+    import open_clip
+
+    model_cfg = open_clip.get_model_config(name)
+    if model_cfg is None:
+        raise SpecError(f"model.init_from.open_clip: unknown open_clip config {name!r} (see open_clip.list_models())")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise SpecError(f"model.init_from.checkpoint: {checkpoint}: no such file")
+    return Weights(f"open_clip:{name}", model_cfg, None, checkpoint)
+
+
+def checkpoint_weights(uri: str) -> Weights:
+    from vlp.platform.storage import open_storage
+
+    if uri.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return Weights(uri, None, load_file(uri))
+    storage = open_storage(uri)
+    if not storage.exists(uri):
+        raise SpecError(f"model.init_from: {uri}: no such checkpoint")
+    state = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and "model_cfg" in state:
+        return Weights(uri, json.loads(state["model_cfg"]), state["model"])
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise SpecError(f"model.init_from: {uri} is neither a vlp checkpoint nor a state dict")
+    return Weights(uri, None, {key.removeprefix("module."): value for key, value in state.items()})
+
+
+def registered_weights(reference: str, tracking_uri: str | None = None) -> Weights:
+    """Download a registered version's files and read the checkpoint the register step put beside the pyfunc."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from vlp.platform.state import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=scratch, tracking_uri=uri)
+        except MlflowException as err:
+            raise SpecError(f"model.init_from: {reference}: {err.message.splitlines()[0]}") from None
+        files = sorted(Path(local).rglob("*.pt"))
+        if not files:
+            raise SpecError(f"model.init_from: {reference} holds no .pt checkpoint (was it registered by vlp?)")
+        weights = checkpoint_weights(str(files[0]))
+    return Weights(reference, weights.model_cfg, weights.state_dict)
+
+
+def load_weights(model: torch.nn.Module, weights: Weights, arch: str) -> None:
+    """Load into the model; a clip's weights go into a PACL model's backbone. Mismatches are one-line errors."""
+    target = model
+    keys = set(weights.state_dict or {})
+    if arch == "pacl" and not any(key.startswith("backbone.") for key in keys):
+        target = model.backbone
+    if weights.open_clip_file is not None:
+        from open_clip.factory import load_checkpoint
+
+        try:
+            load_checkpoint(target, weights.open_clip_file, strict=True)
+        except RuntimeError as err:
+            raise SpecError(f"model.init_from: {weights.open_clip_file} does not fit open_clip config {weights.source}: {str(err).splitlines()[0]}") from None
+        return
+    if weights.state_dict is None:
+        return
+    state = dict(weights.state_dict)
+    own = target.state_dict()
+    # Training SigLIP from InfoNCE weights: the new bias keeps its initial value (as open_clip does).
+    if "logit_bias" in own and "logit_bias" not in state:
+        state["logit_bias"] = own["logit_bias"]
+    missing, unexpected = target.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SpecError(
+            f"model.init_from: {weights.source} does not fit model.arch {arch} with these options: "
+            f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+        )

@@ -1,0 +1,82 @@
+"""Build the training objective from the `objective:` section and the model's architecture.
+
+`PretrainObjective(outputs) -> loss` consumes the dict every vlp model returns from `forward(images, texts)`:
+`image_features`, `text_features`, `logit_scale` (exp'd), optional `logit_bias`; CoCa adds `caption_logits` and
+`caption_labels`, PACL adds `image_patches`. It owns no parameters (those live in the model, under DDP), only the
+noise harmonizer's state. Swap in your own objective by passing any module with this call signature to the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from vlp.platform.spec.model import ModelSection
+from vlp.platform.spec.objective import ObjectiveSection
+from vlp.workloads.objectives.captioning import CaptionLoss
+from vlp.workloads.objectives.infonce import InfoNCELoss
+from vlp.workloads.objectives.nlip import NoiseHarmonizer
+from vlp.workloads.objectives.siglip import SigLipLoss
+
+CONTRASTIVE = {"infonce": InfoNCELoss, "siglip": SigLipLoss}
+
+
+@dataclass(frozen=True)
+class ContrastiveTerm:
+    name: str
+    image_key: str
+    weight: float
+    harmonized: bool
+
+
+class PretrainObjective(torch.nn.Module):
+    def __init__(self, terms: list[tuple[ContrastiveTerm, torch.nn.Module]], harmonizer: NoiseHarmonizer | None = None, caption_weight: float = 0.0):
+        super().__init__()
+        self.terms = [term for term, _ in terms]
+        self.losses = torch.nn.ModuleList(loss for _, loss in terms)
+        self.harmonizer = harmonizer
+        self.caption_loss = CaptionLoss() if caption_weight > 0 else None
+        self.caption_weight = caption_weight
+        self._last: dict[str, torch.Tensor] = {}
+
+    def forward(self, outputs: dict) -> torch.Tensor:
+        total = None
+        for term, loss_fn in zip(self.terms, self.losses):
+            value = loss_fn(
+                outputs[term.image_key], outputs["text_features"], outputs["logit_scale"], outputs.get("logit_bias"),
+                weigh=self.harmonizer if term.harmonized else None,
+            )
+            self._last[term.name] = value.detach()
+            weighted = value if term.weight == 1.0 else term.weight * value
+            total = weighted if total is None else total + weighted
+        if self.caption_loss is not None:
+            caption = self.caption_loss(outputs["caption_logits"], outputs["caption_labels"])
+            self._last["caption"] = caption.detach()
+            total = total + self.caption_weight * caption
+        return total
+
+    def metrics(self) -> dict[str, float]:
+        """The last step's loss components (only when there is more than one) and the harmonizer's state."""
+        values = {f"train/loss_{name}": float(value) for name, value in self._last.items()} if len(self._last) > 1 else {}
+        if self.harmonizer is not None:
+            values.update(self.harmonizer.metrics())
+        return values
+
+
+def build_objective(objective: ObjectiveSection, model: ModelSection) -> PretrainObjective:
+    make = partial(CONTRASTIVE[objective.contrastive], objective.local_loss, objective.gather_with_grad)
+    harmonizer = NoiseHarmonizer(**objective.nlip.model_dump()) if objective.noise == "nlip" else None
+    if model.arch == "pacl":
+        from vlp.workloads.models.pacl import pacl_compatibility
+
+        score = partial(pacl_compatibility, temperature=model.pacl.patch_temperature)
+        terms = [(ContrastiveTerm("patch_aligned", "image_patches", 1.0, True), make(score=score))]
+        if model.pacl.global_loss_weight > 0:
+            terms.append((ContrastiveTerm("global", "image_features", model.pacl.global_loss_weight, False), make()))
+        return PretrainObjective(terms, harmonizer)
+    if model.arch == "coca":
+        terms = [(ContrastiveTerm("contrastive", "image_features", model.coca.contrastive_weight, True), make())]
+        return PretrainObjective(terms, harmonizer, caption_weight=model.coca.caption_weight)
+    return PretrainObjective([(ContrastiveTerm("contrastive", "image_features", 1.0, True), make())], harmonizer)
