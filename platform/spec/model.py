@@ -48,9 +48,9 @@ class CocaOptions(Section):
 
     decoder_layers: int | None = Field(None, ge=1)
     """Multimodal decoder layers; default: as many as the text tower has."""
-    contrastive_weight: float = Field(1.0, ge=0)
+    contrastive_weight: float = Field(1.0, gt=0)
     """Weight of the contrastive loss on the unimodal embeddings."""
-    caption_weight: float = Field(2.0, ge=0)
+    caption_weight: float = Field(2.0, gt=0)
     """Weight of the autoregressive captioning loss (CoCa's default is 2)."""
     eval_captions: int = Field(8, ge=0, le=1000)
     """Captions generated for the first N evaluation images and logged to MLflow as a text artifact."""
@@ -112,7 +112,9 @@ class ModelSection(Section):
 
     @model_validator(mode="after")
     def _options_match_the_arch(self) -> "ModelSection":
-        chosen = self.model_fields_set
+        # Compare with the defaults rather than `model_fields_set`: a spec dumped to JSON and validated again
+        # (as every pipeline step does) has every field set.
+        chosen = {name for name, field in type(self).model_fields.items() if getattr(self, name) != field.default}
         if "share" in chosen and self.arch not in TRANSFORMER_ARCHS:
             raise ValueError(f"model.share applies to arch msclip or multiway, not {self.arch}")
         if "coca" in chosen and self.arch != "coca":
