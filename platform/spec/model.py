@@ -112,9 +112,7 @@ class ModelSection(Section):
 
     @model_validator(mode="after")
     def _options_match_the_arch(self) -> "ModelSection":
-        # Compare with the defaults rather than `model_fields_set`: a spec dumped to JSON and validated again
-        # (as every pipeline step does) has every field set.
-        chosen = {name for name, field in type(self).model_fields.items() if getattr(self, name) != field.default}
+        chosen = self.changed_fields()
         if "share" in chosen and self.arch not in TRANSFORMER_ARCHS:
             raise ValueError(f"model.share applies to arch msclip or multiway, not {self.arch}")
         if "coca" in chosen and self.arch != "coca":

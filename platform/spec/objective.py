@@ -50,6 +50,6 @@ class ObjectiveSection(Section):
                 "objective.local_loss needs objective.gather_with_grad: without it the gradients from other "
                 "processes' rows never reach this process's features (set local_loss: false to gather without grad)"
             )
-        if "nlip" in self.model_fields_set and self.noise != "nlip":
+        if "nlip" in self.changed_fields() and self.noise != "nlip":
             raise ValueError("objective.nlip applies only with objective.noise: nlip")
         return self
