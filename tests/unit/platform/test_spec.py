@@ -73,5 +73,10 @@ def test_load_spec_reports_missing_and_malformed_files(tmp_path):
 def test_repository_experiments_validate():
     from pathlib import Path
 
+    import json
+
     for path in sorted((Path(__file__).resolve().parents[3] / "experiments").glob("*.yaml")):
-        load_spec(path)
+        spec = load_spec(path)
+        # Every pipeline step re-validates the spec from JSON: it must survive the round trip unchanged.
+        again = spec_from_dict(json.loads(json.dumps(spec.model_dump(mode="json", by_alias=True))))
+        assert again.spec_hash() == spec.spec_hash(), path.name
