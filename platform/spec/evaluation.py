@@ -1,8 +1,8 @@
-"""`eval:` — what to measure after training."""
+"""`eval:` — what to measure after training (and what `vlp eval` measures by default)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vlp.platform.spec.base import Section
 
@@ -13,16 +13,51 @@ DEFAULT_TEMPLATES = (
     "an image with a {}.",
     "a drawing of a {}.",
 )
+DEFAULT_PROBE_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 class EvalSection(Section):
-    """Evaluation on the held-out split."""
+    """Evaluation on the held-out split. Tasks a dataset cannot support (no captions, no masks) are skipped."""
 
     zeroshot: bool = True
-    """Zero-shot classification of each image's shape (and colour) with a template ensemble."""
+    """Zero-shot classification of each image's class with a template ensemble (acc1, acc5, mean per-class recall)."""
     retrieval: bool = True
     """Image↔text retrieval recall@1/5/10 on the held-out captions."""
+    linear_probe: bool = True
+    """Logistic regression on frozen image features, weight decay searched on a validation split."""
+    segmentation: bool = True
+    """Zero-shot segmentation mIoU against the dataset's masks, for models with patch–text similarity maps (PACL)."""
+    modality_gap: bool = True
+    """Distance between the centroids of the normalised image and text embeddings."""
+    per_domain: bool = True
+    """Zero-shot accuracy per domain (the shapes render style), when the data names domains."""
+    plots: bool = True
+    """Draw confusion matrix, recall@k, per-domain bars, patch heatmaps and a 2-D embedding projection."""
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
     """Prompt templates; `{}` is replaced by the class name and the embeddings are averaged."""
     batch_size: int = Field(500, ge=1)
     """Evaluation batch size."""
+    probe_weight_decays: tuple[float, ...] = DEFAULT_PROBE_WEIGHT_DECAYS
+    """L2 penalties the linear probe tries on the validation split."""
+    probe_split: tuple[float, float] = (0.6, 0.2)
+    """Train and validation fractions of the evaluation set for the linear probe (the test split gets the rest)."""
+    background_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Segmentation: a pixel is background where its best class score, min-max normalised per image, is below this."""
+    label_field: str = "shape"
+    """The field of each sample's json that holds its class."""
+    domain_field: str = "style"
+    """The field of each sample's json that holds its domain."""
+
+    @field_validator("probe_split")
+    @classmethod
+    def _split_leaves_a_test_set(cls, split: tuple[float, float]) -> tuple[float, float]:
+        if min(split) <= 0 or sum(split) >= 1:
+            raise ValueError("probe_split: train and validation fractions must be positive and sum to less than 1")
+        return split
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_name_the_class(cls, templates: tuple[str, ...]) -> tuple[str, ...]:
+        if not templates or any("{}" not in template for template in templates):
+            raise ValueError("every template needs a {} for the class name")
+        return templates

@@ -1,16 +1,21 @@
-"""Load a trained model from a checkpoint and encode an evaluation set with it."""
+"""Load a trained model from a checkpoint, and encode a dataset's images (one pass) and texts with it."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
-from vlp.workloads.data.loader import ImageTextDecoder, iter_eval_samples
+from vlp.workloads.data.readers import EvalRecord
+from vlp.workloads.evaluation.transform import EvalImageTransform
 from vlp.workloads.models.factory import BuiltModel, build_model_from_cfg
 from vlp.workloads.train.checkpoint import load_checkpoint
+
+# Called once per batch with the model's input pixels and the batch's records (segmentation scores masks here).
+BatchHook = Callable[[torch.Tensor, list[EvalRecord]], None]
 
 
 def load_trained_model(checkpoint_uri: str) -> BuiltModel:
@@ -23,33 +28,51 @@ def load_trained_model(checkpoint_uri: str) -> BuiltModel:
 
 @dataclass
 class EncodedSet:
+    """Normalised image features (N×D) and, row for row, what the records said about each image."""
+
     image_features: torch.Tensor
-    captions: list[str]
-    metadata: list[dict]
+    keys: list[str]
+    captions: list[str | None]
+    labels: list[str | None]
+    domains: list[str | None]
+
+
+def image_transform(built: BuiltModel) -> EvalImageTransform:
+    return EvalImageTransform(built.image_size, built.image_mean, built.image_std)
 
 
 @torch.no_grad()
-def encode_eval_set(built: BuiltModel, shard_uris: list[str], batch_size: int) -> EncodedSet:
-    decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
-    features, captions, metadata, pending = [], [], [], []
+def encode_records(built: BuiltModel, records: Iterable[EvalRecord], batch_size: int, hooks: tuple[BatchHook, ...] = (), limit: int | None = None) -> EncodedSet:
+    transform = image_transform(built)
+    features: list[torch.Tensor] = []
+    encoded = EncodedSet(torch.empty(0), [], [], [], [])
+    pending: list[EvalRecord] = []
 
-    def flush():
-        features.append(F.normalize(built.model.encode_image(torch.stack(pending)), dim=-1))
+    def flush() -> None:
+        pixels = torch.stack([transform(record.image) for record in pending])
+        features.append(F.normalize(built.model.encode_image(pixels).float(), dim=-1))
+        for hook in hooks:
+            hook(pixels, list(pending))
         pending.clear()
 
-    for sample in iter_eval_samples(shard_uris):
-        image, caption = decode(sample)
-        pending.append(image)
-        captions.append(caption)
-        metadata.append(json.loads(sample["json"]) if "json" in sample else {})
+    for count, record in enumerate(records):
+        if limit is not None and count >= limit:
+            break
+        pending.append(record)
+        encoded.keys.append(record.key)
+        encoded.captions.append(record.caption)
+        encoded.labels.append(record.label)
+        encoded.domains.append(record.domain)
         if len(pending) == batch_size:
             flush()
     if pending:
         flush()
-    return EncodedSet(torch.cat(features), captions, metadata)
+    encoded.image_features = torch.cat(features) if features else torch.empty(0, 0)
+    return encoded
 
 
 @torch.no_grad()
 def encode_texts(built: BuiltModel, texts: list[str], batch_size: int) -> torch.Tensor:
-    chunks = [F.normalize(built.model.encode_text(built.tokenizer(texts[i : i + batch_size])), dim=-1) for i in range(0, len(texts), batch_size)]
+    chunks = [F.normalize(built.model.encode_text(built.tokenizer(texts[i : i + batch_size])).float(), dim=-1) for i in range(0, len(texts), batch_size)]
     return torch.cat(chunks)
+

@@ -1,0 +1,54 @@
+"""`vlp eval` from the command line: JSON per task, plots, an MLflow run; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from colour_toy import write_shards
+from conftest import VLP
+
+
+def run_vlp(*args, cwd):
+    return subprocess.run([VLP, *args], cwd=cwd, env={**os.environ}, capture_output=True, text=True, timeout=180)
+
+
+def test_eval_writes_results_plots_and_an_mlflow_run(tmp_path, vlp_home):
+    data = write_shards(tmp_path / "toy", 24)
+    out = tmp_path / "out"
+    result = run_vlp("eval", "shapes-rn-tiny", str(data), "--label-field", "colour", "--templates", str(write_templates(tmp_path)), "-o", str(out), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    tasks = {r["task"] for r in report["results"]}
+    assert tasks == {"zeroshot_classification", "zeroshot_retrieval", "linear_probe", "modality_gap", "domain_accuracy"}
+    assert report["skipped"] == {"zeroshot_segmentation": "the model has no patch–text similarity maps"}
+    for uri in report["files"]:
+        document = json.loads(open(uri).read())
+        assert document["model"] == "shapes-rn-tiny" and document["dataset"] == "toy"
+    assert len(report["plots"]) == 4 and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in report["plots"])
+
+    from mlflow.tracking import MlflowClient
+
+    from vlp.platform.state import default_tracking_uri
+
+    client = MlflowClient(default_tracking_uri())
+    run = client.get_run(report["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["vlp.eval.dataset"] == "toy"
+    assert 0.0 <= run.data.metrics["zeroshot/toy/acc1"] <= 1.0 and "linear_probe/toy/acc1" in run.data.metrics
+    artifacts = {item.path for folder in ("plots", "results") for item in client.list_artifacts(run.info.run_id, folder)}
+    assert "plots/toy-confusion-matrix.png" in artifacts and "results/toy_shapes-rn-tiny_linear_probe.json" in artifacts
+
+
+def write_templates(tmp_path):
+    path = tmp_path / "templates.txt"
+    path.write_text("a {} square\na drawing of a {} square\n")
+    return path
+
+
+def test_eval_bad_input_is_one_line(tmp_path, vlp_home):
+    result = run_vlp("eval", "shapes-rn-tiny", str(tmp_path / "nowhere"), "--no-track", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "no dataset found" in result.stderr
+    result = run_vlp("eval", "shapes-rn-tiny", str(tmp_path), "--task", "bogus", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown task" in result.stderr

@@ -1,0 +1,61 @@
+"""The whole battery on the toy data with a toy model that gets everything right, and what it skips."""
+
+from __future__ import annotations
+
+import pytest
+from colour_toy import toy_model, write_image_folder, write_shards
+from PIL import Image
+
+from vlp.platform.spec.evaluation import EvalSection
+from vlp.workloads.data.readers import ReaderOptions, open_source
+from vlp.workloads.evaluation.publish import flat_metrics, write_results
+from vlp.workloads.evaluation.suite import run_suite
+
+SECTION = EvalSection(templates=("a {} square",), probe_split=(0.5, 0.25), batch_size=7)
+
+
+def by_task(output) -> dict[str, dict]:
+    return {result["task"]: result["metrics"] for result in output.results}
+
+
+def test_every_task_scores_the_toy_model_perfectly_and_draws_its_plots(tmp_path):
+    source = open_source(str(write_shards(tmp_path / "wds", 36)), options=ReaderOptions(label_field="colour"))
+    output = run_suite(toy_model(patch_maps=True), source, SECTION, "colour-clip", plot_dir=tmp_path / "plots")
+    metrics = by_task(output)
+    assert output.skipped == {}
+    assert metrics["zeroshot_classification"] == {"acc1": 1.0, "acc5": 1.0, "mean_per_class_recall": 1.0}
+    assert all(value == 1.0 for key, value in metrics["zeroshot_retrieval"].items())
+    assert metrics["linear_probe"]["acc1"] == 1.0
+    assert metrics["domain_accuracy"] == {"acc1/bright": 1.0, "acc1/dark": 1.0, "mean_acc1": 1.0, "worst_acc1": 1.0}
+    # Image and text embeddings are the same unit vectors: no gap at all.
+    assert metrics["modality_gap"]["gap"] == pytest.approx(0.0, abs=1e-6)
+    assert metrics["zeroshot_segmentation"]["miou"] == 1.0 and metrics["zeroshot_segmentation"]["images"] == 36
+    assert {result["dataset"] for result in output.results} == {"wds"}
+    names = sorted(path.name for path in output.plots)
+    assert names == sorted(f"wds-{kind}.png" for kind in ("confusion-matrix", "per-domain", "recall-at-k", "embedding-projection", "patch-heatmaps"))
+    for path in output.plots:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_results_are_written_in_clip_benchmark_layout(tmp_path):
+    import json
+
+    source = open_source(str(write_shards(tmp_path / "wds", 12)), options=ReaderOptions(label_field="colour"))
+    output = run_suite(toy_model(), source, SECTION, "colour-clip", dataset_name="toy")
+    uris = write_results(output.results, str(tmp_path / "results"), with_model=True)
+    document = json.loads(open(uris[0]).read())
+    assert set(document) == {"dataset", "model", "task", "metrics"} and document["dataset"] == "toy"
+    assert uris[0].endswith("toy_colour-clip_zeroshot_classification.json")
+    assert flat_metrics(output.results)["zeroshot/toy/acc1"] == 1.0
+    assert flat_metrics(output.results)["retrieval/toy/text_retrieval_recall_at_1"] == 1.0
+
+
+def test_tasks_the_data_or_model_cannot_support_are_skipped_with_a_reason(tmp_path):
+    source = open_source(str(write_image_folder(tmp_path / "folder", 18)))
+    output = run_suite(toy_model(), source, SECTION, "colour-clip")
+    assert set(output.skipped) == {"zeroshot_retrieval", "domain_accuracy", "zeroshot_segmentation"}
+    assert "patch–text" in output.skipped["zeroshot_segmentation"]
+    # Without captions the gap is measured against each image's class prompt.
+    assert by_task(output)["modality_gap"]["gap"] == pytest.approx(0.0, abs=1e-6)
+    assert by_task(output)["zeroshot_classification"]["acc1"] == 1.0

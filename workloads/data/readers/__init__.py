@@ -1,0 +1,86 @@
+"""Readers for evaluation and domain-generalization data, one module per format, all yielding `EvalRecord`s.
+
+`open_source(uri, format)` picks the reader; `format="auto"` decides from the URI: a `.csv`/`.tsv`
+table, a folder of `*.tar` shards, or image folders one (`class/`) or two (`domain/class/`) deep.
+Local paths and `s3://` URIs work alike (everything is read through `vlp.platform.storage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vlp.platform.errors import StorageError
+from vlp.platform.storage import open_storage
+from vlp.workloads.data.readers.records import EvalRecord, EvalSource, is_image
+
+Format = Literal["auto", "wds", "csv", "folder", "domainbed"]
+FORMATS = ("auto", "wds", "csv", "folder", "domainbed")
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """Where each format keeps its labels; every field has a default that fits vlp's own datasets."""
+
+    label_field: str = "shape"
+    """Shards: the `json` field holding the class."""
+    domain_field: str = "style"
+    """Shards: the `json` field holding the domain."""
+    image_column: str = "filepath"
+    """Tables: the column holding image paths."""
+    caption_column: str = "title"
+    """Tables: the column holding captions."""
+    label_column: str | None = None
+    """Tables: the column holding the class, if any."""
+    domain_column: str | None = None
+    """Tables: the column holding the domain, if any."""
+    separator: str | None = None
+    """Tables: the field separator (default: tab for .tsv, comma otherwise)."""
+    classnames: tuple[str, ...] = ()
+    """Class names in label order; default: what the dataset says (manifest, classnames.txt, folder names)."""
+
+
+def open_source(uri: str, format: Format = "auto", options: ReaderOptions = ReaderOptions()) -> EvalSource:
+    format = detect_format(uri) if format == "auto" else format
+    if format == "wds":
+        from vlp.workloads.data.readers.webdataset_shards import open_shards
+
+        return open_shards(uri, options.label_field, options.domain_field, options.classnames)
+    if format == "csv":
+        from vlp.workloads.data.readers.csv_table import open_table
+
+        return open_table(
+            uri, options.image_column, options.caption_column, options.label_column, options.domain_column,
+            options.separator, options.classnames,
+        )
+    if format == "folder":
+        from vlp.workloads.data.readers.image_folder import open_image_folder
+
+        return open_image_folder(uri, options.classnames)
+    if format == "domainbed":
+        from vlp.workloads.data.readers.domainbed import open_domainbed
+
+        return open_domainbed(uri, options.classnames)
+    raise StorageError(f"unknown dataset format {format!r} (known: {', '.join(FORMATS)})")
+
+
+def detect_format(uri: str) -> str:
+    if uri.lower().endswith((".csv", ".tsv")):
+        return "csv"
+    prefix = uri.rstrip("/") + "/"
+    depths = set()
+    for item in open_storage(uri).list(prefix):
+        if item.endswith(".tar"):
+            return "wds"
+        if is_image(item):
+            depths.add(item[len(prefix):].count("/"))
+    if depths == {1}:
+        return "folder"
+    if depths == {2}:
+        return "domainbed"
+    if not depths:
+        raise StorageError(f"{uri}: no dataset found (expected *.tar shards, a .csv/.tsv table, or image folders)")
+    raise StorageError(f"{uri}: images at mixed depths; pass the format (folder: root/class/*.jpg, domainbed: root/domain/class/*.jpg)")
+
+
+__all__ = ["EvalRecord", "EvalSource", "ReaderOptions", "FORMATS", "open_source", "detect_format"]

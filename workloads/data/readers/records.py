@@ -1,0 +1,53 @@
+"""What every dataset reader yields: one image with whatever labels its format carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class EvalRecord:
+    """One image. Formats fill what they know: shards carry all of it, an image folder only the class."""
+
+    key: str
+    """Unique within the dataset (a shard key or a relative file path)."""
+    image: bytes
+    """The encoded image (PNG, JPEG, ...)."""
+    caption: str | None = None
+    label: str | None = None
+    """Class name of the image."""
+    domain: str | None = None
+    """Domain (render style, DomainBed environment) the image belongs to."""
+    mask: bytes | None = None
+    """Encoded greyscale PNG: 0 is background, i+1 marks pixels of object i."""
+    object_labels: tuple[str, ...] = ()
+    """Class name of each object in `mask`, in mask order."""
+
+
+@dataclass(frozen=True)
+class EvalSource:
+    """A dataset opened for reading: its name, its classes, and a fresh iterator over its records per call."""
+
+    name: str
+    uri: str
+    format: str
+    classnames: tuple[str, ...]
+    read: Callable[[], Iterator[EvalRecord]] = field(repr=False)
+    domains: tuple[str, ...] = ()
+    """Domains known up front (folder names, the manifest's); readers may also find them while reading."""
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def dataset_name(uri: str) -> str:
+    """The last path segment, without a table extension: `s3://b/data/pacs/` -> `pacs`."""
+    last = uri.rstrip("/").rsplit("/", 1)[-1]
+    for extension in (".csv", ".tsv"):
+        if last.lower().endswith(extension):
+            return last[: -len(extension)]
+    return last or "dataset"
