@@ -120,6 +120,7 @@ class CoCaModel(nn.Module):
 
     def generate_captions(self, images: torch.Tensor, tokenizer, max_tokens: int = 20) -> list[str]:
         """Greedy captions as text, for a few evaluation images."""
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # vlp's caching wrapper around open_clip's tokenizer
         sequences = self.generate(images, tokenizer.sot_token_id, tokenizer.eot_token_id, max_tokens)
         captions = []
         for row in sequences.tolist():

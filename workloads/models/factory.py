@@ -59,8 +59,9 @@ def build_model(section: ModelSection, contrastive: str = "infonce", tracking_ur
 
     weights = resolve_weights(section.init_from, tracking_uri)
     base_cfg = weights.model_cfg if weights is not None and weights.model_cfg is not None else load_model_cfg(section.preset)
-    if section.arch == "pacl" and base_cfg.get("vlp", {}).get("arch") == "pacl":
-        base_cfg = {key: value for key, value in base_cfg.items() if key != "vlp"}
+    source_arch = base_cfg.get("vlp", {}).get("arch", "clip")
+    if weights is not None and source_arch != section.arch and (section.arch, source_arch) != ("pacl", "clip"):
+        raise SpecError(f"model.init_from: {weights.source} holds a {source_arch} model; model.arch is {section.arch}")
     built = build_model_from_cfg(compose_model_cfg(section, base_cfg, contrastive))
     if weights is not None:
         load_weights(built.model, weights, section.arch)

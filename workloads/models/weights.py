@@ -80,13 +80,20 @@ def registered_weights(reference: str, tracking_uri: str | None = None) -> Weigh
     """Download a registered version's files and read the checkpoint the register step put beside the pyfunc."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     from vlp.platform.state import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
+    name, _, version = reference.removeprefix("models:/").partition("/")
+    name, _, alias = name.partition("@")
+    # An explicit client: mlflow's global registry URI need not be the tracking store vlp uses.
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     with tempfile.TemporaryDirectory() as scratch:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=reference, dst_path=scratch, tracking_uri=uri)
+            version = client.get_model_version_by_alias(name, alias).version if alias else version
+            source = client.get_model_version_download_uri(name, version)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch, tracking_uri=uri)
         except MlflowException as err:
             raise SpecError(f"model.init_from: {reference}: {err.message.splitlines()[0]}") from None
         files = sorted(Path(local).rglob("*.pt"))

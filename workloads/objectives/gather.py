@@ -2,13 +2,18 @@
 
 `with_grad=True` goes through torch.distributed.nn.all_gather, whose backward sums every process's gradient for a
 slice into the process that owns it. `with_grad=False` gathers constants and puts the local tensor (with its
-graph) back into its own slot, as open_clip does.
+graph) back into its own slot, as open_clip does; the loss must then be the full-batch loss, computed the same on
+every process, and the local slot's gradient is multiplied by the world size: each process differentiates the full
+loss only through its own features, and DDP divides by the world size when it averages, so without the factor the
+feature gradients would be 1/world of a single-process run (parameters used by every process, such as the logit
+scale, already get their full gradient and are not scaled).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn as differentiable
 
 
 def world() -> tuple[int, int]:
@@ -24,12 +29,10 @@ def gather(features: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     if size == 1:
         return features
     if with_grad:
-        import torch.distributed.nn
-
-        return torch.cat(torch.distributed.nn.all_gather(features), dim=0)
+        return torch.cat(differentiable.all_gather(features), dim=0)
     parts = [torch.empty_like(features) for _ in range(size)]
     dist.all_gather(parts, features.detach().contiguous())
-    parts[rank] = features
+    parts[rank] = _ScaleGradient.apply(features, float(size))
     return torch.cat(parts, dim=0)
 
 
@@ -38,13 +41,14 @@ def gather_values(values: torch.Tensor) -> torch.Tensor:
     return gather(values.detach(), with_grad=False)
 
 
-def scale_gradient_to_world(loss: torch.Tensor) -> torch.Tensor:
-    """Same value, gradient x world size.
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; gradient times `factor` backward."""
 
-    Every process computes the full-batch loss L but, gathering without grad, differentiates only through its own
-    slice; DDP then averages over processes, which would give dL/dtheta / world. Scaling restores dL/dtheta.
-    """
-    _, size = world()
-    if size == 1:
-        return loss
-    return loss * size - loss.detach() * (size - 1)
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.factor, None

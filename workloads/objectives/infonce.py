@@ -7,7 +7,7 @@ is the mean of w_i * l_i (w_i = 1 unless a noise harmonizer weighs the pairs). W
   per-process means, and the gather's backward adds the other processes' gradients, so the update equals a
   single-process run on the whole batch, at 1/world of the logits memory (open_clip's `local_loss`).
 - `local_loss=False`: the full N x N matrix on every process. With `gather_with_grad=False` the gathered copies are
-  constants and the loss gradient is rescaled by the world size (see gather.scale_gradient_to_world).
+  constants and the local slot's gradient is rescaled by the world size (see gather.py).
 
 `score(image_repr, text_features) -> [n, m]` is the pair similarity: a dot product of normalised embeddings, or
 PACL's text-conditioned patch pooling.
@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from vlp.workloads.objectives.gather import gather, scale_gradient_to_world, world
+from vlp.workloads.objectives.gather import gather, world
 
 
 def dot_score(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
@@ -54,5 +54,4 @@ class InfoNCELoss(torch.nn.Module):
         ) / 2
         if weigh is not None:
             pair_losses = pair_losses * weigh(pair_losses.detach(), self.local_loss)
-        loss = pair_losses.mean()
-        return loss if self.gather_with_grad else scale_gradient_to_world(loss)
+        return pair_losses.mean()

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from vlp.workloads.objectives.gather import gather, scale_gradient_to_world, world
+from vlp.workloads.objectives.gather import gather, world
 from vlp.workloads.objectives.infonce import dot_score
 
 
@@ -45,5 +45,4 @@ class SigLipLoss(torch.nn.Module):
         if weigh is not None:
             weights = weigh(pair_terms[row_index, row_index + offset].detach(), self.local_loss)
             pair_terms = torch.where(positive, pair_terms * weights[:, None], pair_terms)
-        loss = pair_terms.sum() / count
-        return loss if self.gather_with_grad else scale_gradient_to_world(loss)
+        return pair_terms.sum() / count
