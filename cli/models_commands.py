@@ -33,7 +33,10 @@ def promote(
 
     if not version.isdigit():
         raise VlpUserError(f"VERSION {version!r}: expected a version number such as 1")
-    results = promote_version(name, version, alias, force=force)
-    for result in results:
+    promotion = promote_version(name, version, alias, force=force)
+    for result in promotion.gates:
         typer.echo(f"  {result.describe()}")
+    if promotion.alias_version != version:
+        typer.echo(f"{name} version {version} was promoted, but a concurrent promotion then moved @{alias} to version {promotion.alias_version}")
+        return
     typer.echo(f"{name} version {version} is now @{alias}")

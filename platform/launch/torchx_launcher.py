@@ -59,7 +59,7 @@ def build_appdef(request: LaunchRequest):
     if request.scheduler == "local_cwd":
         # The replicas run `torchrun` through bash: put this interpreter's scripts first on PATH.
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    return torchrun(
+    appdef = torchrun(
         *request.args,
         m=request.module,
         image=request.image,
@@ -72,6 +72,16 @@ def build_appdef(request: LaunchRequest):
         max_retries=request.max_restarts,
         rdzv_port=free_port() if request.scheduler == "local_cwd" else 29500,
     )
+    # `max_retries` is the scheduler's (Volcano re-creates lost pods; local_cwd ignores it). torchrun's own
+    # `--max-restarts` restarts all workers in place after one fails, and they resume from the latest checkpoint.
+    if request.max_restarts:
+        for role in appdef.roles:
+            flag, command = role.args
+            role.args = [flag, command.replace("torchrun ", f"torchrun --max-restarts {request.max_restarts} ", 1)]
+            # With the agent's TCPStore shared across rendezvous rounds, restarted workers read the previous
+            # round's gloo/NCCL addresses and hang; a fresh store per round (rank 0's worker hosts it) does not.
+            role.env.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
+    return appdef
 
 
 def dryrun(request: LaunchRequest):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import random
 import time
+import uuid
 from dataclasses import dataclass
 
 from vlp.platform.errors import GateFailed, VlpUserError
@@ -13,6 +15,8 @@ from vlp.platform.registry.gates import GateResult, check_gates
 from vlp.platform.tracking.runs import client
 
 METRIC_TAG_PREFIX = "metric."
+PROMOTED_TAG_PREFIX = "vlp.promoted."  # on a version: the audit of its promotion to an alias
+ALIAS_TAG_PREFIX = "vlp.alias."  # on the model: the audit of the version the alias points to now
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,50 @@ def version_metrics(name: str, version: str, tracking_uri: str | None = None) ->
     return metrics, json.loads(model_version.tags.get("vlp.gates", "[]"))
 
 
-def promote(name: str, version: str, alias: str, force: bool = False, tracking_uri: str | None = None) -> list[GateResult]:
-    """Point `alias` at the version if every gate passes (or `force`); raise GateFailed otherwise."""
+@dataclass(frozen=True)
+class Promotion:
+    gates: list[GateResult]
+    alias_version: str
+    """The version the alias points to afterwards: another one if a concurrent promotion came last."""
+
+
+def promote(name: str, version: str, alias: str, force: bool = False, tracking_uri: str | None = None) -> Promotion:
+    """Point `alias` at the version if every gate passes (or `force`); raise GateFailed otherwise.
+
+    The registry has no compare-and-set, so two promotions at once could leave the alias on one version and
+    the model's audit tag describing the other. The audit therefore goes on the version first, then the alias
+    moves, then `settle_alias_audit` makes the model's tag a copy of the audit of whichever version holds the
+    alias, re-checking until alias and tag agree. Every writer re-checks after its own last write, so the last
+    one leaves them consistent; the earlier promotion is superseded (last writer wins, as with any alias move).
+    """
     metrics, gates = version_metrics(name, version, tracking_uri)
     results = check_gates(gates, metrics)
     failed = [result for result in results if not result.passed]
     if failed and not force:
         raise GateFailed(f"refused to promote {name} v{version} to @{alias}: " + "; ".join(result.describe() for result in failed))
     mlflow_client = client(tracking_uri)
+    audit = json.dumps({"version": version, "by": getpass.getuser(), "at": time.time(), "forced": bool(failed), "id": uuid.uuid4().hex[:12]})
+    mlflow_client.set_model_version_tag(name, version, f"{PROMOTED_TAG_PREFIX}{alias}", audit)
     mlflow_client.set_registered_model_alias(name, alias, version)
-    audit = json.dumps({"version": version, "by": getpass.getuser(), "at": int(time.time()), "forced": bool(failed)})
-    mlflow_client.set_model_version_tag(name, version, f"vlp.promoted.{alias}", audit)
-    mlflow_client.set_registered_model_tag(name, f"vlp.alias.{alias}", audit)
-    return results
+    return Promotion(gates=results, alias_version=settle_alias_audit(mlflow_client, name, alias))
+
+
+def settle_alias_audit(mlflow_client, name: str, alias: str, rounds: int = 50) -> str:
+    """Make the model's `vlp.alias.<alias>` tag the audit of the version the alias points to; returns that version."""
+    for _ in range(rounds):
+        holder = str(mlflow_client.get_model_version_by_alias(name, alias).version)
+        audit = mlflow_client.get_model_version(name, holder).tags.get(f"{PROMOTED_TAG_PREFIX}{alias}") or json.dumps({"version": holder})
+        if mlflow_client.get_registered_model(name).tags.get(f"{ALIAS_TAG_PREFIX}{alias}") != audit:
+            mlflow_client.set_registered_model_tag(name, f"{ALIAS_TAG_PREFIX}{alias}", audit)
+            # A concurrent promotion may be between its writes: give it a moment, then look again.
+            time.sleep(random.uniform(0.02, 0.2))
+            continue
+        if str(mlflow_client.get_model_version_by_alias(name, alias).version) == holder:
+            return holder
+    raise RuntimeError(f"{name}@{alias}: alias and audit tag kept changing under concurrent promotions; run `vlp promote` again")
+
+
+def alias_audit(name: str, alias: str, tracking_uri: str | None = None) -> dict | None:
+    """The audit record of the version `alias` points to, as the model's tag holds it (None if never promoted)."""
+    tag = client(tracking_uri).get_registered_model(name).tags.get(f"{ALIAS_TAG_PREFIX}{alias}")
+    return json.loads(tag) if tag else None

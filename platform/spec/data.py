@@ -47,6 +47,8 @@ class DataSection(Section):
     """Evaluation shards when `source: shards`; needs a manifest.json with `classes` for zero-shot."""
     workers: int = Field(0, ge=0, le=64)
     """DataLoader worker processes per training process (0 decodes in the training process)."""
+    max_bad_samples: int = Field(100, ge=0)
+    """Samples that fail to decode (and truncated or corrupt shards) are skipped and counted (`data/skipped_samples`); past this many per data-loading process the run stops with an error naming the shard."""
 
     @model_validator(mode="after")
     def _shards_need_paths(self) -> "DataSection":

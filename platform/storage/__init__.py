@@ -12,8 +12,16 @@ from vlp.platform.storage.protocol import Storage
 from vlp.platform.storage.uris import is_s3, join
 
 
-def open_storage(uri: str) -> Storage:
-    return _s3() if is_s3(uri) else _local()
+def open_storage(uri: str, retry_seconds: float | None = None) -> Storage:
+    """The storage for `uri`. `retry_seconds` bounds how long S3 operations ride out an outage (default:
+    VLP_STORAGE_RETRY_SECONDS); checks that a user waits on pass a short one."""
+    if not is_s3(uri):
+        return _local()
+    if retry_seconds is None:
+        return _s3()
+    from vlp.platform.storage.s3 import S3Storage
+
+    return S3Storage(retry_seconds=retry_seconds)
 
 
 @lru_cache(maxsize=1)

@@ -14,8 +14,16 @@ class Tracker(Protocol):
 
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
-    def close(self) -> None:
-        """Deliver everything queued (waiting for the server if needed, up to a limit)."""
+    def pending(self) -> list[tuple[str, float, int, int]]:
+        """Metric points (key, value, timestamp ms, step) queued but not yet delivered; a checkpoint stores them."""
+        ...
+
+    def requeue(self, points: list[tuple[str, float, int, int]]) -> None:
+        """Queue points from a checkpoint again; points the server already holds are not sent twice."""
+        ...
+
+    def close(self, timeout: float = 300.0) -> None:
+        """Deliver everything queued (waiting for the server if needed, up to `timeout` seconds)."""
         ...
 
 
@@ -31,5 +39,11 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         pass
 
-    def close(self) -> None:
+    def pending(self) -> list[tuple[str, float, int, int]]:
+        return []
+
+    def requeue(self, points: list[tuple[str, float, int, int]]) -> None:
+        pass
+
+    def close(self, timeout: float = 300.0) -> None:
         pass

@@ -43,6 +43,16 @@ def start_run(experiment_name: str, run_name: str, tags: dict[str, str], params:
     return run.info.run_id
 
 
+def reopen_run(run_id: str, tracking_uri: str | None = None) -> None:
+    """Mark a run RUNNING again for another attempt (a resume or a retried step); the last attempt's error goes."""
+    mlflow_client = client(tracking_uri)
+    tags = mlflow_client.get_run(run_id).data.tags
+    if "vlp.error" in tags:
+        mlflow_client.delete_tag(run_id, "vlp.error")
+    mlflow_client.set_tag(run_id, "vlp.attempts", str(int(tags.get("vlp.attempts", "1")) + 1))
+    mlflow_client.update_run(run_id, status="RUNNING")
+
+
 def finish_run(run_id: str, status: str = "FINISHED", tracking_uri: str | None = None) -> None:
     client(tracking_uri).set_terminated(run_id, status=status)
 

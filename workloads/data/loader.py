@@ -2,17 +2,24 @@
 
 Training streams forever: each epoch reshuffles the shard order with (seed, epoch), gives each
 (rank, worker) its own shards, and mixes samples through a shuffle buffer; the trainer decides when to stop.
+Positions are resumable and bad samples are skipped and counted, up to a limit.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
+import logging
 import random
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from vlp.workloads.data.shards import iter_shard
+from vlp.platform.storage import open_storage
+from vlp.workloads.data.shards import iter_shard, iter_shard_bytes
+
+log = logging.getLogger(__name__)
 
 
 class ImageTextDecoder:
@@ -37,54 +44,171 @@ class ImageTextDecoder:
         return pixels.float().mul_(self.scale).sub_(self.shift), caption.decode("utf-8") if isinstance(caption, bytes) else caption
 
 
+class StreamPosition(NamedTuple):
+    """Where one consumer (a (rank, DataLoader worker) pair) stands in its infinite stream of samples."""
+
+    consumer: int
+    epoch: int
+    drawn: int
+    """Samples drawn from this epoch's shuffle so far, decoded or skipped."""
+    skipped: int
+    """Samples (and truncated or corrupt shards) skipped since the run began."""
+
+
+class BadShard(NamedTuple):
+    """Stands in the stream where a shard turned out truncated or corrupt."""
+
+    uri: str
+    error: str
+
+
+class TooManyBadSamples(RuntimeError):
+    """More samples failed to decode than `data.max_bad_samples` allows."""
+
+
 class TrainStream(IterableDataset):
-    def __init__(self, shard_uris: list[str], decode: Callable, rank: int, world_size: int, seed: int, shuffle_buffer: int = 2000):
+    """Each epoch deals the shuffled shards out to the consumers and shuffles each consumer's samples through a
+    buffer that is drained at the end of the epoch, so epoch `e` of consumer `c` depends only on (seed, e, c).
+    That makes a position (epoch, samples drawn) enough to resume exactly: the epoch is replayed from its
+    start without decoding anything until the position is reached.
+    """
+
+    def __init__(self, shard_uris: list[str], decode: Callable, rank: int, world_size: int, seed: int,
+                 shuffle_buffer: int = 2000, max_bad_samples: int = 100):
         self.shard_uris = shard_uris
         self.decode = decode
         self.rank = rank
         self.world_size = world_size
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+        self.max_bad_samples = max_bad_samples
+        # Set by TrainLoader.load_state_dict before the first iteration (workers copy the stream when they start).
+        self.start: dict[int, StreamPosition] = {}
+        self.rotation = 0
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, str, StreamPosition]]:
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
-        consumer, consumers = self.rank * workers + worker_id, self.world_size * workers
-        rng = random.Random(self.seed * 1_000_003 + consumer)
+        # The DataLoader takes batches from its workers round-robin starting at worker 0; after a resume at
+        # batch n, worker 0 must continue the consumer whose turn batch n is.
+        slot = (worker_id + self.rotation) % workers
+        consumer, consumers = self.rank * workers + slot, self.world_size * workers
+        start = self.start.get(consumer, StreamPosition(consumer, 0, 0, 0))
+        skipped, bad_by_shard = start.skipped, collections.Counter()
+        for epoch in itertools.count(start.epoch):
+            replayed = start.drawn if epoch == start.epoch else 0
+            for drawn, sample in enumerate(self._epoch(epoch, consumer, consumers), start=1):
+                if drawn <= replayed:
+                    continue
+                if isinstance(sample, BadShard):
+                    shard, problem = sample.uri, sample.error
+                else:
+                    try:
+                        image, caption = self.decode(sample)
+                    except Exception as err:
+                        shard, problem = sample.get("__url__", "?"), f"sample {sample.get('__key__')!r}: {type(err).__name__}: {err}"
+                    else:
+                        yield image, caption, StreamPosition(consumer, epoch, drawn, skipped)
+                        continue
+                skipped += 1
+                bad_by_shard[shard] += 1
+                log.warning("skipped bad data in %s (%s); %d skipped so far", shard, problem[:300], skipped)
+                if skipped > self.max_bad_samples:
+                    worst, count = bad_by_shard.most_common(1)[0]
+                    raise TooManyBadSamples(
+                        f"data: {skipped} samples failed to decode, more than data.max_bad_samples={self.max_bad_samples}; "
+                        f"shard {worst} had {count} of them (last: {problem[:300]}); "
+                        "regenerate or remove the shard, or raise data.max_bad_samples"
+                    )
+
+    def _epoch(self, epoch: int, consumer: int, consumers: int) -> Iterator[dict[str, Any] | BadShard]:
+        order = list(self.shard_uris)
+        random.Random(self.seed + epoch).shuffle(order)
+        # Fewer shards than consumers: repeat the list so every consumer gets at least one.
+        while len(order) < consumers:
+            order += order
+        rng = random.Random(f"vlp-stream/{self.seed}/{epoch}/{consumer}")
         buffer: list = []
-        epoch = 0
-        while True:
-            order = list(self.shard_uris)
-            random.Random(self.seed + epoch).shuffle(order)
-            # Fewer shards than consumers: repeat the list so every consumer gets at least one.
-            while len(order) < consumers:
-                order += order
-            for shard_uri in order[consumer::consumers]:
-                for sample in iter_shard(shard_uri):
+        for shard_uri in order[consumer::consumers]:
+            # A store that stays down fails the run here (after the storage retries); only parsing is "bad data".
+            data = open_storage(shard_uri).read_bytes(shard_uri)
+            try:
+                for sample in iter_shard_bytes(shard_uri, data):
                     buffer.append(sample)
                     if len(buffer) >= self.shuffle_buffer:
-                        yield self.decode(buffer.pop(rng.randrange(len(buffer))))
-            epoch += 1
+                        yield _pop_random(buffer, rng)
+            except Exception as err:
+                yield BadShard(shard_uri, f"truncated or corrupt shard: {type(err).__name__}: {err}")
+        while buffer:
+            yield _pop_random(buffer, rng)
+
+
+def _pop_random(buffer: list, rng: random.Random):
+    index = rng.randrange(len(buffer))
+    buffer[index], buffer[-1] = buffer[-1], buffer[index]
+    return buffer.pop()
 
 
 def collate_with(tokenizer) -> Callable:
     def collate(batch):
-        images, captions = zip(*batch)
-        return torch.stack(images), tokenizer(list(captions))
+        images, captions, positions = zip(*batch)
+        # A batch comes from one consumer: its last sample's position is where that consumer stands after it.
+        return torch.stack(images), tokenizer(list(captions)), positions[-1]
 
     return collate
 
 
-def make_train_loader(shard_uris, decode, tokenizer, batch_size: int, rank: int, world_size: int, seed: int, workers: int) -> DataLoader:
-    stream = TrainStream(shard_uris, decode, rank, world_size, seed)
-    return DataLoader(
-        stream,
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=collate_with(tokenizer),
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-    )
+class TrainLoader:
+    """Batches from a TrainStream, remembering where each of this rank's consumers stands, so a checkpoint
+    can store the data position and a resumed run sees exactly the batches an uninterrupted run would."""
+
+    def __init__(self, stream: TrainStream, tokenizer, batch_size: int, workers: int):
+        self.stream = stream
+        self.workers = workers
+        self.positions: dict[int, StreamPosition] = {}
+        self.loader = DataLoader(
+            stream,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=collate_with(tokenizer),
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, texts, position in self.loader:
+            self.positions[position.consumer] = position
+            yield images, texts
+
+    @property
+    def skipped(self) -> int:
+        """Bad samples and shards skipped by this rank's consumers since the run began."""
+        return sum(position.skipped for position in self.positions.values())
+
+    def state_dict(self) -> dict[int, tuple[int, int, int, int]]:
+        return {consumer: tuple(position) for consumer, position in self.positions.items()}
+
+    def load_state_dict(self, positions: dict[int, tuple], batches_done: int) -> None:
+        """Continue from the positions of every consumer of the run (gathered from all ranks); call before iterating."""
+        consumers_per_rank = max(1, self.workers)
+        mine = range(self.stream.rank * consumers_per_rank, (self.stream.rank + 1) * consumers_per_rank)
+        saved = {int(consumer): StreamPosition(*position) for consumer, position in positions.items()}
+        if saved and len(saved) != self.stream.world_size * consumers_per_rank:
+            # Another world size or worker count deals the shards differently: no exact resume is possible.
+            epoch = max(position.epoch for position in saved.values()) + 1
+            skipped = max(position.skipped for position in saved.values())
+            log.warning("data layout changed since the checkpoint (%d consumers, now %d): starting epoch %d afresh",
+                        len(saved), self.stream.world_size * consumers_per_rank, epoch)
+            saved = {consumer: StreamPosition(consumer, epoch, 0, skipped) for consumer in mine}
+        self.stream.start = {consumer: saved[consumer] for consumer in mine if consumer in saved}
+        self.stream.rotation = batches_done % consumers_per_rank
+        self.positions = dict(self.stream.start)
+
+
+def make_train_loader(shard_uris, decode, tokenizer, batch_size: int, rank: int, world_size: int, seed: int, workers: int,
+                      max_bad_samples: int = 100) -> TrainLoader:
+    stream = TrainStream(shard_uris, decode, rank, world_size, seed, max_bad_samples=max_bad_samples)
+    return TrainLoader(stream, tokenizer, batch_size, workers)
 
 
 def iter_eval_samples(shard_uris: list[str]) -> Iterator[dict[str, Any]]:

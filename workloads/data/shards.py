@@ -27,12 +27,17 @@ def read_manifest(dataset_uri: str) -> dict[str, Any]:
 
 
 def iter_shard(shard_uri: str) -> Iterator[dict[str, Any]]:
-    """Samples of one shard as webdataset dicts: `__key__`, `__url__` and one bytes entry per extension.
+    """Samples of one shard as webdataset dicts: `__key__`, `__url__` and one bytes entry per extension."""
+    yield from iter_shard_bytes(shard_uri, open_storage(shard_uri).read_bytes(shard_uri))
+
+
+def iter_shard_bytes(shard_uri: str, data: bytes) -> Iterator[dict[str, Any]]:
+    """The samples of a shard already read into memory (reading and parsing fail differently: an outage of
+    the store is not a corrupt shard).
 
     Files belong to one sample while their key (the name up to the first dot of the basename) repeats,
     as webdataset groups them.
     """
-    data = open_storage(shard_uri).read_bytes(shard_uri)
     sample: dict[str, Any] = {}
     for name, content in iter_tar_members(data):
         directory, _, basename = name.rpartition("/")

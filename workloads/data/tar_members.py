@@ -33,10 +33,13 @@ def iter_tar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
             name = f"{prefix}/{name}"
         size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
         start = offset + BLOCK
+        if start + size > len(data):
+            raise tarfile.ReadError(f"truncated archive: member {name!r} needs {size} bytes, {len(data) - start} left")
         if typeflag in REGULAR_FILE_TYPES:
             yield name, bytes(view[start : start + size])
         offset = start + (size + BLOCK - 1) // BLOCK * BLOCK
-    return
+    # Every tar writer ends with zero blocks; without them the file was cut short (often on a block boundary).
+    raise tarfile.ReadError(f"truncated archive: no end-of-archive marker after {offset} bytes")
 
 
 def _iter_with_tarfile(data: bytes) -> Iterator[tuple[str, bytes]]:

@@ -47,6 +47,23 @@ def agree_any(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def gather_objects(value: object) -> list[object]:
+    """Every rank's `value`, in rank order, on every rank (for small state such as RNG and data positions)."""
+    if not dist.is_initialized():
+        return [value]
+    values: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def sum_across_ranks(value: float, device: torch.device) -> float:
+    if not dist.is_initialized():
+        return value
+    total = torch.tensor([float(value)], device=device)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total.item())
+
+
 def close_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

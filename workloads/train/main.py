@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from vlp.platform.layout import RunLayout
 from vlp.platform.spec import spec_from_dict
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     from vlp.platform.tracking.mlflow_tracker import MlflowTracker
     from vlp.workloads.data.shards import list_shards
     from vlp.workloads.train.distributed import close_distributed
+    from vlp.workloads.train.preemption import PREEMPTED_EXIT_CODE, Preempted
     from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
 
     layout = RunLayout(args.storage_root, args.run_id)
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         summary = PretrainTrainer(spec, inputs).train()
         logging.getLogger("vlp.train").info("finished: %s", summary)
+    except Preempted as stopped:
+        logging.getLogger("vlp.train").warning("%s", stopped)
+        sys.exit(PREEMPTED_EXIT_CODE)
     finally:
         close_distributed()
 

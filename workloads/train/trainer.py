@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,9 +17,10 @@ from vlp.platform.tracking.protocol import NullTracker, Tracker
 from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.objectives.factory import build_objective
-from vlp.workloads.train.checkpoint import Checkpointer
-from vlp.workloads.train.distributed import agree_any, init_distributed
+from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_state
+from vlp.workloads.train.distributed import agree_any, gather_objects, init_distributed, sum_across_ranks
 from vlp.workloads.train.optim import build_optimizer, build_schedule
+from vlp.workloads.train.preemption import Preempted, PreemptionWatch
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,17 @@ class PretrainTrainer:
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
         decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
         self.loader = make_train_loader(
-            inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers
+            inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
+            max_bad_samples=spec.data.max_bad_samples,
         )
         self.checkpointer = Checkpointer(self.layout.checkpoints)
         self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
         self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
 
     def train(self) -> dict:
+        # SIGTERM (preemption, torchrun stopping us) ends the loop at a step all ranks agree on, with a checkpoint.
+        self.preemption = PreemptionWatch()
+        self.saved_step = None
         step = self._resume()
         train = self.spec.train
         counts = {"parameters": self.parameter_count, "shared_parameters": self.shared_parameter_count}
@@ -85,6 +91,7 @@ class PretrainTrainer:
                         "train/lr": self.schedule.get_last_lr()[0],
                         "train/logit_scale": self.model.logit_scale.exp().item(),
                         "train/samples_per_second": window_steps * train.batch_size / (now - window_started),
+                        "data/skipped_samples": sum_across_ranks(self.loader.skipped, self.dist.device),
                         **self.loss.metrics(),
                     },
                     step=step,
@@ -94,7 +101,12 @@ class PretrainTrainer:
             if step % train.checkpoint_every == 0:
                 self._checkpoint(step)
         seconds = time.perf_counter() - started
-        self._checkpoint(step)
+        if self.saved_step != step:
+            self._checkpoint(step)
+        self.preemption.close()
+        if self.preemption.requested:
+            self.tracker.close(timeout=10.0)  # what is not delivered by then travels in the checkpoint
+            raise Preempted(step)
         summary = {"steps": step, "seconds": seconds, "samples": step * train.batch_size, "parameters": self.parameter_count}
         if self.dist.is_main:
             open_storage(self.layout.train_summary).write_bytes(self.layout.train_summary, json.dumps(summary).encode())
@@ -117,12 +129,14 @@ class PretrainTrainer:
         train = self.spec.train
         if train.max_steps is not None and step >= train.max_steps:
             return True
-        if train.max_seconds is None:
-            return False
-        # Clocks differ between ranks: rank 0 decides and everyone follows.
-        return agree_any(self.dist.is_main and time.perf_counter() - started >= train.max_seconds, self.dist.device)
+        # Clocks differ between ranks: rank 0 decides on time and everyone follows; a SIGTERM on any rank stops all.
+        out_of_time = train.max_seconds is not None and self.dist.is_main and time.perf_counter() - started >= train.max_seconds
+        return agree_any(out_of_time or self.preemption.requested, self.dist.device)
 
     def _checkpoint(self, step: int) -> None:
+        # Every rank's random generators and data position, so each resumes exactly where it stopped.
+        per_rank = gather_objects({"rng": rng_state(), "data": self.loader.state_dict()})
+        self.saved_step = step
         if not self.dist.is_main:
             return
         state = {
@@ -132,6 +146,10 @@ class PretrainTrainer:
             "schedule": self.schedule.state_dict(),
             "model_cfg": json.dumps(self.model_cfg),
             "objective": self.loss.state_dict(),
+            "rng": [entry["rng"] for entry in per_rank],
+            "data": {consumer: position for entry in per_rank for consumer, position in entry["data"].items()},
+            # Metric points not yet delivered to MLflow: a crash after this checkpoint must not lose them.
+            "tracker": self.tracker.pending(),
         }
         self.checkpointer.save(state, step)
 
@@ -144,4 +162,11 @@ class PretrainTrainer:
         self.schedule.load_state_dict(state["schedule"])
         if "objective" in state:
             self.loss.load_state_dict(state["objective"])
-        return int(state["step"])
+        step = int(state["step"])
+        if len(state.get("rng", [])) == self.dist.world_size:
+            restore_rng_state(state["rng"][self.dist.rank])
+        self.loader.load_state_dict(state.get("data", {}), batches_done=step)
+        self.tracker.requeue(state.get("tracker", []))
+        self.saved_step = step
+        logging.getLogger(__name__).info("resumed from checkpoint at step %d", step)
+        return step

@@ -1,0 +1,29 @@
+"""The local MLflow store (SQLite under VLP_HOME) is created once, under a file lock.
+
+MLflow creates and migrates the schema on first use; several `vlp run` started at once on a fresh home
+would all run the migrations on the same file and fail ("duplicate column", "Online migration expected to
+match one row"). After creation SQLite's own locking (MLflow sets a 20 s busy timeout) serialises writers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def prepare_tracking_store(tracking_uri: str) -> None:
+    """Create the SQLite store if it is new; a no-op for tracking servers."""
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        return
+    path = Path(tracking_uri[len(SQLITE_PREFIX):].split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
