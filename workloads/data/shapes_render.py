@@ -6,7 +6,7 @@ Nothing here decides *what* is in a picture (that, and every caption, comes from
 How an object becomes pixels: its outline polygons are filled with PIL at `_supersample(size)`×
 and box-reduced into an antialiased coverage crop (a "sprite"), so edges stay clean at 32 px.
 Styles composite colour fields through sprites with numpy, touching only each object's crop.
-Geometry is snapped (half-pixel extents, whole-pixel positions, five rotations), so sprites
+Geometry is snapped (half-pixel extents, whole-pixel positions, three rotations), so sprites
 repeat and are cached per process: drawing was most of a sample's cost before. Noise textures
 come from a per-process bank made from a fixed seed for the same reason. Both caches depend only
 on their keys, so a sample stays a pure function of its (seed, index).
@@ -42,7 +42,7 @@ COLOUR_RGB: dict[str, tuple[int, int, int]] = {
 STYLES: tuple[str, ...] = ("photo", "cartoon", "sketch", "painting")
 
 EXTENT_STEP = 0.5  # px: extents are multiples of this, positions whole pixels, so sprites repeat
-ANGLES = (-0.2, -0.1, 0.0, 0.1, 0.2)  # radians: the rotations a non-round shape may take
+ANGLES = (-0.18, 0.0, 0.18)  # radians: the rotations a non-round shape may take (few, so sprites repeat)
 SIZE_FRACTION = {"small": (0.30, 0.40), "large": (0.55, 0.75)}  # extent / image side, one object
 
 PNG_COMPRESS_LEVEL = 1  # zlib level: speed over size
@@ -71,6 +71,7 @@ def _regular(n: int, radius: float, start: float) -> np.ndarray:
     return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
 
 
+@lru_cache(maxsize=8192)
 def outline(shape: str, d: float, angle: float = 0.0) -> tuple[Ring, ...]:
     """Polygon rings for `shape` with extent `d`, rotated by `angle` radians."""
     r = d / 2
@@ -101,6 +102,8 @@ def outline(shape: str, d: float, angle: float = 0.0) -> tuple[Ring, ...]:
         c, s = math.cos(angle), math.sin(angle)
         rot = np.array([[c, s], [-s, c]])
         rings = [(pts @ rot, hole) for pts, hole in rings]
+    for pts, _ in rings:
+        pts.setflags(write=False)  # cached and shared
     return tuple(rings)
 
 
@@ -251,7 +254,7 @@ def _sprite(shape: str, extent: float, angle: float, fx: float, fy: float, f: in
     canvas = Image.new("L", (w * f, h * f), 0)
     draw = ImageDraw.Draw(canvas)
     for ring, hole in outline(shape, extent, angle):
-        xy = [tuple(p) for p in ((ring + shift + 0.5) * f - 0.5).tolist()]
+        xy = ((ring + shift + 0.5) * f - 0.5).ravel().tolist()
         if stroke:
             draw.polygon(xy, outline=255, width=max(1, round(stroke * f)))
         else:
