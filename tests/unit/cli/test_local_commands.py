@@ -78,9 +78,9 @@ def test_ui_serves_the_local_store(tmp_path, vlp_home):
 
     port = free_port()
     env = {**os.environ, "VLP_HOME": str(vlp_home)}
-    process = subprocess.Popen([VLP, "ui", "--port", str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([VLP, "ui", "--port", str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
@@ -91,5 +91,12 @@ def test_ui_serves_the_local_store(tmp_path, vlp_home):
                 time.sleep(0.3)
         assert (vlp_home / "mlflow.db").exists()
     finally:
-        process.terminate()
-        process.wait(15)
+        import signal
+
+        # mlflow server runs its web workers as children: stop the whole process group.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
