@@ -28,4 +28,21 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eva
         output = run_suite(built, source, spec.eval, spec.registration.model_name, plot_dir=Path(scratch), dataset_name=dataset)
         write_results(output.results, RunLayout(storage_root(spec, runtime), run_id).results)
         flat = log_to_mlflow(client(runtime.tracking_uri), run_id, output.results, output.plots)
+    if spec.model.arch == "coca" and spec.model.coca.eval_captions:
+        log_generated_captions(built, source, spec.model.coca, client(runtime.tracking_uri), run_id)
     return json.dumps(flat)
+
+
+def log_generated_captions(built, source, coca, mlflow_client, run_id: str) -> None:
+    """CoCa: greedy captions for the first held-out images beside their true captions (`captions/generated.txt`)."""
+    import itertools
+
+    import torch
+
+    from vlp.workloads.evaluation.encode import image_transform
+
+    records = list(itertools.islice(source.read(), coca.eval_captions))
+    pixels = torch.stack([image_transform(built)(record.image) for record in records])
+    generated = built.model.generate_captions(pixels, built.tokenizer, coca.max_caption_tokens)
+    lines = [f"{record.key}\ttrue: {record.caption}\tgenerated: {caption}" for record, caption in zip(records, generated)]
+    mlflow_client.log_text(run_id, "\n".join(lines) + "\n", "captions/generated.txt")

@@ -127,3 +127,19 @@ def test_registered_version_as_init_from(tmp_path, vlp_home):
     with pytest.raises(SpecError, match="models:/tiny@nobody"):
         resolve_weights("models:/tiny@nobody")
     assert mlflow.get_tracking_uri()  # the client above used the vlp_home store, not a global default
+
+
+def test_open_clip_config_and_weights_file_as_the_evaluated_model(tmp_path, tiny_open_clip_config):
+    """What `vlp eval` and the DG workload load when given a config name and a weights file."""
+    from vlp.workloads.evaluation.encode import encode_texts
+    from vlp.workloads.evaluation.model_source import load_model
+
+    reference = open_clip.create_model(tiny_open_clip_config)
+    weights = tmp_path / "weights.pt"
+    torch.save(reference.state_dict(), weights)
+    loaded = load_model(tiny_open_clip_config, str(weights))
+    tokenizer = open_clip.get_tokenizer(tiny_open_clip_config)
+    for a, b in zip(embeddings(loaded.built.model, loaded.built.image_size, tokenizer), embeddings(reference, 32, tokenizer)):
+        assert torch.allclose(a, b, atol=1e-6)
+    texts = encode_texts(loaded.built, CAPTIONS, batch_size=2)
+    assert torch.allclose(texts, torch.nn.functional.normalize(reference.encode_text(tokenizer(CAPTIONS)), dim=-1), atol=1e-6)
