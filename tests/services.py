@@ -79,7 +79,8 @@ def start_moto(workdir: Path) -> Service:
     return start_service(command, f"http://127.0.0.1:{port}", "/moto-api/", env, workdir / "moto.log")
 
 
-def start_mlflow(workdir: Path, s3_endpoint: str, bucket: str) -> Service:
+def start_mlflow(workdir: Path, s3_endpoint: str, bucket: str, admin_password: str | None = None) -> Service:
+    """With `admin_password`: MLflow's basic-auth app, whose only user is `admin` with that password."""
     port = free_port()
     env = {**os.environ, **TEST_CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
     command = [
@@ -88,4 +89,15 @@ def start_mlflow(workdir: Path, s3_endpoint: str, bucket: str) -> Service:
         "--artifacts-destination", f"s3://{bucket}/mlartifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]
-    return start_service(command, f"http://127.0.0.1:{port}", "/health", env, workdir / "mlflow.log", timeout=120)
+    if admin_password is not None:
+        config = workdir / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+            f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\nadmin_username = admin\nadmin_password = {admin_password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Password hashing per request is slow on a busy CPU; the server's own cache keeps tests quick.
+            "auth_cache_ttl_seconds = 300\n"
+        )
+        command[2:2] = ["--app-name", "basic-auth"]
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(config), MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
+    return start_service(command, f"http://127.0.0.1:{port}", "/health", env, workdir / "mlflow.log", timeout=180)

@@ -12,6 +12,7 @@ from vlp.pipelines.steps.context import decode, storage_root
 from vlp.platform.errors import StorageError
 from vlp.platform.layout import dataset_uri
 from vlp.platform.storage import join, open_storage
+from vlp.platform.storage.locks import exclusive
 from vlp.platform.tracking.runs import client
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,14 @@ def ensure_shapes(root: str, params) -> tuple[str, dict]:
     uri = dataset_uri(root, f"shapes-{digest}")
     manifest_uri = join(uri, "manifest.json")
     storage = open_storage(manifest_uri)
-    if storage.exists(manifest_uri):
-        log.info("reusing shapes dataset %s", uri)
-        return uri, {"generated": False}
-    try:
-        manifest = generate_shapes(params, uri)
-    except OSError as err:
-        raise StorageError(f"{uri}: cannot write the dataset ({err})") from None
+    # Runs started together on one machine generate the same dataset: one does, the others then reuse it.
+    with exclusive(uri):
+        if storage.exists(manifest_uri):
+            log.info("reusing shapes dataset %s", uri)
+            return uri, {"generated": False}
+        try:
+            manifest = generate_shapes(params, uri)
+        except OSError as err:
+            raise StorageError(f"{uri}: cannot write the dataset ({err})") from None
     log.info("generated %d samples at %.0f samples/s into %s", params.samples, manifest["samples_per_second"], uri)
     return uri, {"generated": True, "samples_per_second": manifest["samples_per_second"]}

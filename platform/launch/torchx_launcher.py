@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -19,6 +20,9 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 LOG_RETRY_SECONDS = 5
+
+
+EXCEPTION_LINE = re.compile(r"^(?:\[\d+\]:)?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)\b(?::.*)?)$")
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,9 @@ def _last_error_lines(runner, app_handle: str, role: str, replicas: int) -> str:
             lines = [line.rstrip() for line in runner.log_lines(app_handle, role, replica, streams=stream)]
         except Exception:
             continue
-        errors = [line for line in lines if line and not line.startswith((" ", "\t")) and ("Error" in line or "Exception" in line)]
+        # The first line shaped like a Python exception (`pkg.mod.SomeError: message`) names the cause; log lines
+        # that merely mention an error (a skipped sample, a retried request) start with a timestamp instead.
+        errors = [match.group(1) for line in lines if (match := EXCEPTION_LINE.match(line))]
         if errors:
             return f" | replica {replica}: {errors[0][-500:]}"
     return ""

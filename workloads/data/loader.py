@@ -62,7 +62,7 @@ class BadShard(NamedTuple):
     error: str
 
 
-class TooManyBadSamples(RuntimeError):
+class BadDataError(RuntimeError):
     """More samples failed to decode than `data.max_bad_samples` allows."""
 
 
@@ -115,7 +115,7 @@ class TrainStream(IterableDataset):
                 log.warning("skipped bad data in %s (%s); %d skipped so far", shard, problem[:300], skipped)
                 if skipped > self.max_bad_samples:
                     worst, count = bad_by_shard.most_common(1)[0]
-                    raise TooManyBadSamples(
+                    raise BadDataError(
                         f"data: {skipped} samples failed to decode, more than data.max_bad_samples={self.max_bad_samples}; "
                         f"shard {worst} had {count} of them (last: {problem[:300]}); "
                         "regenerate or remove the shard, or raise data.max_bad_samples"
@@ -162,7 +162,7 @@ class TrainLoader:
     """Batches from a TrainStream, remembering where each of this rank's consumers stands, so a checkpoint
     can store the data position and a resumed run sees exactly the batches an uninterrupted run would."""
 
-    def __init__(self, stream: TrainStream, tokenizer, batch_size: int, workers: int):
+    def __init__(self, stream: TrainStream, tokenizer, batch_size: int, workers: int, pin_memory: bool = False):
         self.stream = stream
         self.workers = workers
         self.positions: dict[int, StreamPosition] = {}
@@ -173,6 +173,8 @@ class TrainLoader:
             collate_fn=collate_with(tokenizer),
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
+            # Page-locked batches let the trainer's `.to(device, non_blocking=True)` copy overlap with compute (GPU only).
+            pin_memory=pin_memory,
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -206,9 +208,9 @@ class TrainLoader:
 
 
 def make_train_loader(shard_uris, decode, tokenizer, batch_size: int, rank: int, world_size: int, seed: int, workers: int,
-                      max_bad_samples: int = 100) -> TrainLoader:
+                      max_bad_samples: int = 100, pin_memory: bool = False) -> TrainLoader:
     stream = TrainStream(shard_uris, decode, rank, world_size, seed, max_bad_samples=max_bad_samples)
-    return TrainLoader(stream, tokenizer, batch_size, workers)
+    return TrainLoader(stream, tokenizer, batch_size, workers, pin_memory)
 
 
 def iter_eval_samples(shard_uris: list[str]) -> Iterator[dict[str, Any]]:

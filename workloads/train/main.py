@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from vlp.platform.layout import RunLayout
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-data", required=True, help="dataset URI holding the training shards")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # MLflow's HTTP client retries a request for ~4 minutes with backoff up to 2 minutes, so after an outage
+    # metrics would arrive a minute late. The tracker retries whole batches itself with a short backoff.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
     from vlp.platform.tracking.mlflow_tracker import MlflowTracker
     from vlp.workloads.data.shards import list_shards
@@ -37,12 +42,17 @@ def main(argv: list[str] | None = None) -> None:
         train_shards=list_shards(args.train_data),
         tracker_factory=lambda: MlflowTracker(args.run_id, args.tracking_uri),
     )
+    trainer = PretrainTrainer(spec, inputs)
     try:
-        summary = PretrainTrainer(spec, inputs).train()
+        summary = trainer.train()
         logging.getLogger("vlp.train").info("finished: %s", summary)
     except Preempted as stopped:
         logging.getLogger("vlp.train").warning("%s", stopped)
         sys.exit(PREEMPTED_EXIT_CODE)
+    except BaseException:
+        # Deliver what was logged before the failure (bad-data counts, the last losses): they explain it.
+        trainer.tracker.close(timeout=30.0)
+        raise
     finally:
         close_distributed()
 
