@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from vlp.cli import (
+    bench_commands,
     compile_command,
     data_commands,
     eval_command,
@@ -34,6 +35,7 @@ app.add_typer(data_commands.app, name="data")
 app.add_typer(runs_commands.app, name="runs")
 app.add_typer(models_commands.app, name="models")
 app.add_typer(profiles_commands.app, name="profiles")
+app.add_typer(bench_commands.app, name="bench")
 
 
 def main() -> None:

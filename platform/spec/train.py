@@ -34,6 +34,14 @@ class TrainSection(Section):
     """Log loss, learning rate, logit scale and samples/s every N steps."""
     threads_per_proc: int | None = Field(None, ge=1)
     """torch intra-op threads per process; default: CPU cores divided by processes on the node."""
+    fused_optimizer: bool = True
+    """AdamW's fused implementation (one kernel over all parameters; on CPU ~3× faster per optimizer step than the
+    per-tensor-list `foreach` one, see docs/performance.md); `false` uses `foreach`."""
+    compile: bool = False
+    """Compile the model with `torch.compile` (the first steps pay for compilation; worth it for long GPU runs)."""
+    grad_checkpointing: bool = False
+    """Recompute transformer activations in the backward pass instead of storing them: less memory, more compute
+    (for batches that do not fit otherwise; open_clip's ResNet image tower does not support it and is left as is)."""
 
     @model_validator(mode="after")
     def _needs_an_end(self) -> "TrainSection":

@@ -17,10 +17,13 @@ from vlp.platform.tracking.protocol import NullTracker, Tracker
 from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.objectives.factory import build_objective
+from vlp.workloads.train.activation_checkpointing import enable_activation_checkpointing
 from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_state
-from vlp.workloads.train.distributed import agree_any, gather_objects, init_distributed, sum_across_ranks
+from vlp.workloads.train.device_metrics import DeviceMetrics
+from vlp.workloads.train.distributed import gather_objects, init_distributed, sum_across_ranks
 from vlp.workloads.train.optim import build_optimizer, build_schedule
 from vlp.workloads.train.preemption import Preempted, PreemptionWatch
+from vlp.workloads.train.stop_agreement import StopAgreement
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,28 @@ class PretrainTrainer:
         self.model_cfg = built.model_cfg
         self.parameter_count = count_parameters(built.model)
         self.shared_parameter_count = count_shared_parameters(built.model)
+        if train.grad_checkpointing:
+            enable_activation_checkpointing(built.model)
         self.model = built.model.to(self.dist.device)
         self.ddp_model = DistributedDataParallel(self.model) if self.dist.world_size > 1 else self.model
+        # Compiling the DDP module lets torch split the graph at DDP's gradient buckets; `self.model` stays the
+        # plain module, so checkpoints keep their keys.
+        self.step_model = torch.compile(self.ddp_model) if train.compile else self.ddp_model
         # The objective holds no parameters (they are in the model, under DDP), only state such as NLIP's mixture.
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
-        self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay)
+        self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
         decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
         self.loader = make_train_loader(
             inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
-            max_bad_samples=spec.data.max_bad_samples,
+            max_bad_samples=spec.data.max_bad_samples, pin_memory=self.dist.device.type == "cuda",
         )
         self.checkpointer = Checkpointer(self.layout.checkpoints)
         self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
         self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
+        # Neither the stop check nor logging may make the host wait for the device inside the loop.
+        self.stop_agreement = StopAgreement()
+        self.device_metrics = DeviceMetrics(self.dist.device)
 
     def train(self) -> dict:
         # SIGTERM (preemption, torchrun stopping us) ends the loop at a step all ranks agree on, with a checkpoint.
@@ -85,22 +96,24 @@ class PretrainTrainer:
             window_steps += 1
             if step % train.log_every == 0:
                 now = time.perf_counter()
-                self.tracker.log_metrics(
+                self.device_metrics.push(
+                    step,
+                    {"train/loss": running_loss / window_steps, "train/logit_scale": self.model.logit_scale.exp()},
                     {
-                        "train/loss": running_loss.item() / window_steps,
                         "train/lr": self.schedule.get_last_lr()[0],
-                        "train/logit_scale": self.model.logit_scale.exp().item(),
                         "train/samples_per_second": window_steps * train.batch_size / (now - window_started),
                         "data/skipped_samples": sum_across_ranks(self.loader.skipped, self.dist.device),
                         **self.loss.metrics(),
                     },
-                    step=step,
                 )
+                self._log_ready_metrics()
                 running_loss.zero_()
                 window_started, window_steps = now, 0
             if step % train.checkpoint_every == 0:
                 self._checkpoint(step)
         seconds = time.perf_counter() - started
+        self.stop_agreement.close()
+        self._log_ready_metrics(wait=True)
         if self.saved_step != step:
             self._checkpoint(step)
         self.preemption.close()
@@ -115,7 +128,7 @@ class PretrainTrainer:
 
     def _step(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
         with self.autocast:
-            loss = self.loss(self.ddp_model(images, texts))
+            loss = self.loss(self.step_model(images, texts))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -125,15 +138,21 @@ class PretrainTrainer:
             self.model.logit_scale.clamp_(0, 4.6052)
         return loss
 
+    def _log_ready_metrics(self, wait: bool = False) -> None:
+        for logged_step, metrics in self.device_metrics.ready(wait):
+            self.tracker.log_metrics(metrics, step=logged_step)
+
     def _should_stop(self, step: int, started: float) -> bool:
         train = self.spec.train
         if train.max_steps is not None and step >= train.max_steps:
             return True
         # Clocks differ between ranks: rank 0 decides on time and everyone follows; a SIGTERM on any rank stops all.
         out_of_time = train.max_seconds is not None and self.dist.is_main and time.perf_counter() - started >= train.max_seconds
-        return agree_any(out_of_time or self.preemption.requested, self.dist.device)
+        return self.stop_agreement.should_stop(out_of_time or self.preemption.requested)
 
     def _checkpoint(self, step: int) -> None:
+        # Metrics still on their way from the device go into the tracker first, so the checkpoint carries them.
+        self._log_ready_metrics(wait=True)
         # Every rank's random generators and data position, so each resumes exactly where it stopped.
         per_rank = gather_objects({"rng": rng_state(), "data": self.loader.state_dict()})
         self.saved_step = step

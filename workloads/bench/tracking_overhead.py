@@ -1,0 +1,120 @@
+"""Benchmark 5: what experiment tracking costs the training step. vlp's trainer runs in this process (one
+process, all cores) with tracking off, with vlp's MLflow tracker (queued, delivered in batches by a background
+thread), and with a tracker that calls MLflow inline on every log step (what `mlflow.log_metrics` in a training
+loop does), alternating. Overhead is the step-time increase over tracking off."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset, shard_paths
+from vlp.workloads.bench.report import BenchReport, Column
+from vlp.workloads.bench.stats import alternating, ratio, steady_rate, summarize
+from vlp.workloads.bench.step_clock import StepClock
+
+TRACKERS = ("off", "mlflow", "mlflow-inline")
+
+
+class InlineMlflowTracker:
+    """Sends every call to MLflow before returning: the training step waits for the store each log step."""
+
+    def __init__(self, run_id: str, tracking_uri: str):
+        from mlflow.tracking import MlflowClient
+
+        self.run_id = run_id
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(key, str(value)) for key, value in params.items()])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()])
+
+    def pending(self) -> list:
+        return []
+
+    def requeue(self, points) -> None:
+        pass
+
+    def close(self, timeout: float = 300.0) -> None:
+        pass
+
+
+def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, batch_size: int = 256, log_every: int = 10,
+                          repeats: int = 3, preset: str = "shapes-rn-tiny", on_run=None) -> BenchReport:
+    from vlp.platform.layout import RunLayout
+    from vlp.platform.spec import spec_from_dict
+    from vlp.platform.tracking.mlflow_tracker import MlflowTracker
+    from vlp.platform.tracking.protocol import NullTracker
+    from vlp.platform.tracking.runs import start_run
+    from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
+
+    workdir = Path(workdir)
+    data = ensure_pairs_dataset(workdir / "cache", max(8000, steps * batch_size // 4))
+    root = workdir / "tracking"
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    root.mkdir(parents=True, exist_ok=True)
+    spec = spec_from_dict({
+        "name": "bench-tracking",
+        "data": {"source": "shards", "train": str(data)},
+        "model": {"preset": preset},
+        "train": {"batch_size": batch_size, "max_steps": steps, "warmup_steps": 10, "log_every": log_every, "checkpoint_every": steps + 1},
+    }, source="bench")
+    factories = {
+        "off": lambda run_id: NullTracker(),
+        "mlflow": lambda run_id: MlflowTracker(run_id, tracking_uri),
+        "mlflow-inline": lambda run_id: InlineMlflowTracker(run_id, tracking_uri),
+    }
+    report = BenchReport(
+        name="tracking",
+        title=f"Tracking overhead: step time with MLflow logging every {log_every} steps vs off "
+              f"({preset}, batch {batch_size}, 1 process, SQLite store)",
+        settings={"steps": steps, "skip_steps": skip_steps, "batch_size": batch_size, "log_every": log_every,
+                  "repeats": repeats, "preset": preset, "tracking_uri": tracking_uri},
+        columns=[
+            Column("tracker", "tracking"), Column("samples_per_second", "samples/s (median)", "{:.0f}"),
+            Column("range", "min–max"), Column("step_ms", "ms/step", "{:.2f}"), Column("overhead", "step time vs off", "{:+.2%}"),
+        ],
+    )
+    rates: dict[str, list[float]] = {name: [] for name in TRACKERS}
+    shards = [str(path) for path in shard_paths(data)]
+    for repeat, name in alternating(TRACKERS, repeats):
+        run_id = start_run("bench-tracking", f"{name}-{repeat}", {"vlp.bench": "tracking"}, {}, tracking_uri)
+        layout = RunLayout(str(root / "storage"), run_id)
+        inputs = TrainInputs(layout=layout, train_shards=shards, tracker_factory=lambda name=name, run_id=run_id: factories[name](run_id))
+        clock = StepClock("cpu")
+        try:
+            PretrainTrainer(spec, inputs).train()
+        finally:
+            clock.close()
+        rate = steady_rate(clock.step_seconds(), batch_size, skip_steps)
+        rates[name].append(rate)
+        report.runs.append({"tracker": name, "repeat": repeat, "samples_per_second": rate, "step_seconds": clock.step_seconds()})
+        if on_run is not None:
+            on_run(name, repeat, rate)
+
+    off = summarize(rates["off"])["median"]
+    for name in TRACKERS:
+        rate = summarize(rates[name])
+        slowdown = ratio(off, rate["median"])
+        report.rows.append({
+            "tracker": name, "samples_per_second": rate["median"], "range": f"{rate['min']:.0f}–{rate['max']:.0f}",
+            "step_ms": 1000.0 * batch_size / rate["median"], "overhead": None if slowdown is None else slowdown - 1.0,
+        })
+    report.summary = {f"{row['tracker']}_overhead": row["overhead"] for row in report.rows if row["tracker"] != "off"}
+    report.notes = ["overhead = (step time with tracking) / (step time without) − 1, medians over the repeats; "
+                    "negative values are noise"]
+    return report.finish()

@@ -1,0 +1,88 @@
+"""Benchmark 1: training throughput and peak memory of vlp's pretraining against open_clip_train, same model
+config, shards, global batch, precision, process count and threads, runs alternating (vlp, open_clip, vlp, …)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vlp.workloads.bench.flops import mfu, peak_tflops, training_flops_per_sample
+from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset
+from vlp.workloads.bench.report import BenchReport, Column
+from vlp.workloads.bench.stats import alternating, ratio, summarize
+from vlp.workloads.bench.training_runs import TrainingSetup, TrainingWorkspace
+
+SYSTEMS = ("vlp", "open_clip")
+
+
+def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 3, samples: int | None = None,
+                            peak_tflops_override: float | None = None, on_run=None) -> BenchReport:
+    from vlp.workloads.models.catalog import load_model_cfg
+
+    model_cfg = load_model_cfg(setup.preset)
+    image_size = model_cfg["vision_cfg"]["image_size"]
+    # open_clip_train reads each shard once per epoch: the dataset must hold every sample of the run.
+    samples = samples or max(setup.steps * setup.batch_size, 4 * setup.procs * max(1, setup.workers) * 500)
+    data = ensure_pairs_dataset(Path(workdir) / "cache", samples, image_size if isinstance(image_size, int) else image_size[0])
+    workspace = TrainingWorkspace(Path(workdir) / "training", data, setup)
+    flops_per_sample = training_flops_per_sample(model_cfg)
+    device_name = _device_name(setup.device)
+    peak = peak_tflops_override or peak_tflops(device_name, setup.precision)
+
+    report = BenchReport(
+        name="training",
+        title=f"Training throughput: vlp vs open_clip_train ({setup.preset}, batch {setup.batch_size}, "
+              f"{setup.procs} procs × {setup.threads_per_proc} threads, {setup.precision}, {setup.device})",
+        settings={**setup.__dict__, "repeats": repeats, "dataset": str(data), "dataset_samples": samples,
+                  "device_name": device_name, "peak_tflops": peak, "flops_per_sample": flops_per_sample},
+        columns=[
+            Column("system", "system"),
+            Column("samples_per_second", "samples/s (median)", "{:.0f}"),
+            Column("range", "min–max"),
+            Column("step_ms", "ms/step", "{:.1f}"),
+            Column("startup_seconds", "start-up s", "{:.1f}"),
+            Column("peak_rss_mb", "peak RSS MB/proc", "{:.0f}"),
+            Column("cuda_allocated_mb", "peak CUDA MB", "{:.0f}"),
+            Column("mfu", "MFU", "{:.1%}"),
+        ],
+    )
+    by_system: dict[str, list] = {system: [] for system in SYSTEMS}
+    for repeat, system in alternating(SYSTEMS, repeats):
+        measurement = workspace.run_vlp("default", repeat) if system == "vlp" else workspace.run_open_clip("default", repeat)
+        by_system[system].append(measurement)
+        report.runs.append(measurement.as_dict())
+        if on_run is not None:
+            on_run(measurement)
+
+    for system, measurements in by_system.items():
+        rate = summarize([m.samples_per_second for m in measurements])
+        report.rows.append({
+            "system": system,
+            "samples_per_second": rate["median"],
+            "range": f"{rate['min']:.0f}–{rate['max']:.0f}" if rate["n"] else None,
+            "step_ms": None if not rate["median"] else 1000.0 * setup.batch_size / rate["median"],
+            "startup_seconds": summarize([m.startup_seconds for m in measurements])["median"],
+            "peak_rss_mb": summarize([m.peak_rss_mb for m in measurements])["median"],
+            "cuda_allocated_mb": summarize([m.cuda_allocated_mb for m in measurements])["median"],
+            "mfu": mfu(rate["median"], flops_per_sample, peak, setup.procs),
+        })
+    vlp_rate, open_clip_rate = (row["samples_per_second"] for row in report.rows)
+    report.summary = {
+        "vlp_over_open_clip": ratio(vlp_rate, open_clip_rate),
+        "vlp_samples_per_second": vlp_rate,
+        "open_clip_samples_per_second": open_clip_rate,
+    }
+    report.notes = [
+        f"steady state: samples/s between the end of step {setup.skip_steps} and the last of {setup.steps} steps, "
+        "timed by the same optimizer-step hook in both trainers (vlp.workloads.bench.worker_entry)",
+        "open_clip_train runs with two compatibility fixes that do not change its computation (worker_entry.open_clip_compat)",
+        f"FLOPs per sample (forward + backward, counted on the meta device): {flops_per_sample / 1e9:.3f} GFLOP",
+    ]
+    return report.finish()
+
+
+def _device_name(device: str) -> str | None:
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
