@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         layout=layout,
         train_shards=list_shards(args.train_data),
         tracker_factory=lambda: MlflowTracker(args.run_id, args.tracking_uri),
+        tracking_uri=args.tracking_uri,
     )
     trainer = PretrainTrainer(spec, inputs)
     try:

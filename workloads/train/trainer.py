@@ -33,6 +33,8 @@ class TrainInputs:
     layout: RunLayout
     train_shards: list[str]
     tracker_factory: object  # callable () -> Tracker, called on rank 0 only
+    tracking_uri: str | None = None
+    """The run's MLflow server, where `model.init_from: models:/…` is looked up (default: vlp's local store)."""
 
 
 class PretrainTrainer:
@@ -47,7 +49,7 @@ class PretrainTrainer:
         self.local_batch = train.batch_size // self.dist.world_size
         # Same seed on every rank so all replicas start from identical weights.
         torch.manual_seed(spec.seed)
-        built = build_model(spec.model, spec.objective.contrastive)
+        built = build_model(spec.model, spec.objective.contrastive, inputs.tracking_uri)
         self.model_cfg = built.model_cfg
         self.parameter_count = count_parameters(built.model)
         self.shared_parameter_count = count_shared_parameters(built.model)
