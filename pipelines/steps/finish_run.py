@@ -12,7 +12,8 @@ def run(runtime_json: str, pipeline_state: str, error: str = "") -> str:
     if run_id is None:
         return "NO_RUN"
     status = "FINISHED" if pipeline_state == "SUCCEEDED" else "FAILED"
-    if error and status == "FAILED":
+    # A step that failed may have recorded its own reason already; keep that over the pipeline's generic one.
+    if error and status == "FAILED" and "vlp.error" not in client(runtime.tracking_uri).get_run(run_id).data.tags:
         client(runtime.tracking_uri).set_tag(run_id, "vlp.error", error[:4000])
     finish_run(run_id, status, runtime.tracking_uri)
     return status

@@ -8,6 +8,7 @@ from vlp.pipelines.steps.context import decode, storage_root
 from vlp.platform.launch.kubernetes_pods import run_labels
 from vlp.platform.launch.torchx_launcher import LaunchFailed, LaunchRequest, launch_and_wait
 from vlp.platform.layout import RunLayout
+from vlp.platform.tracking.runs import client
 
 WORKER_MODULE = "vlp.workloads.train.main"
 # Passed through to the workers when set; values never appear in arguments or logs.
@@ -56,9 +57,12 @@ def run(spec_json: str, runtime_json: str, run_id: str, train_uri: str) -> str:
     """Returns the URI of the final checkpoint."""
     request = launch_request(spec_json, runtime_json, run_id, train_uri)
     result = launch_and_wait(request)
-    if not result.succeeded:
-        raise LaunchFailed(f"training job {result.app_handle} failed: {result.reason}")
     spec, runtime = decode(spec_json, runtime_json)
+    if not result.succeeded:
+        message = f"training job {result.app_handle} failed: {result.reason}"
+        # The pipeline's exit handler only learns that a task failed; the run keeps the reason.
+        client(runtime.tracking_uri).set_tag(run_id, "vlp.error", message[:4000])
+        raise LaunchFailed(message)
     from vlp.workloads.train.checkpoint import Checkpointer
 
     latest = Checkpointer(RunLayout(storage_root(spec, runtime), run_id).checkpoints).latest_uri()
