@@ -14,9 +14,9 @@ from vlp.platform.spec import ExperimentSpec
 def compile_to_file(spec: ExperimentSpec, runtime: RuntimeContext, output: Path, configure_step=None) -> Path:
     from kfp import compiler
 
-    from vlp.pipelines.pretrain_pipeline import build_pipeline
+    from vlp.pipelines.workload_pipelines import build_pipeline_for
 
-    pipeline = build_pipeline(runtime.image, configure_step)
+    pipeline = build_pipeline_for(spec.workload, runtime.image, configure_step)
     arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
     output.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so a failed compile never leaves a half-written file.

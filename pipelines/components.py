@@ -3,7 +3,7 @@
 function's source; the image has vlp installed)."""
 
 
-from typing import NamedTuple
+from typing import List, NamedTuple
 
 from kfp import dsl
 
@@ -45,6 +45,39 @@ def finish_run(runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
 
 
 STEP_FUNCTIONS = (start_run, prepare_data, pretrain, evaluate, register, finish_run)
+
+
+def dg_data(spec_json: str, runtime_json: str, run_id: str) -> str:
+    from vlp.pipelines.steps import dg_data
+
+    return dg_data.run(spec_json, runtime_json, run_id)
+
+
+def dg_domains(spec_json: str, runtime_json: str, run_id: str, dataset_uri: str) -> List[str]:
+    from vlp.pipelines.steps import dg_data
+
+    return dg_data.held_out_domains(spec_json, runtime_json, run_id, dataset_uri)
+
+
+def dg_pretrained(spec_json: str, runtime_json: str, run_id: str) -> str:
+    from vlp.pipelines.steps import dg_pretrained
+
+    return dg_pretrained.run(spec_json, runtime_json, run_id)
+
+
+def dg_train(spec_json: str, runtime_json: str, held_out: str) -> str:
+    from vlp.pipelines.steps import dg_train
+
+    return dg_train.run(spec_json, runtime_json, held_out)
+
+
+def dg_report(spec_json: str, runtime_json: str, run_id: str, domain_results: List[str]) -> str:
+    from vlp.pipelines.steps import dg_report
+
+    return dg_report.run(spec_json, runtime_json, run_id, domain_results)
+
+
+DG_STEP_FUNCTIONS = (start_run, dg_data, dg_domains, dg_pretrained, dg_train, dg_report, finish_run)
 
 
 def as_component(function, image: str):

@@ -25,9 +25,9 @@ class RunOutcome:
 
 
 def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = False) -> RunOutcome:
-    from vlp.pipelines.pretrain_pipeline import build_pipeline
+    from vlp.pipelines.workload_pipelines import build_pipeline_for
 
-    pipeline = build_pipeline(runtime.image)
+    pipeline = build_pipeline_for(spec.workload, runtime.image)
     arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
     run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet)
     return read_outcome(runtime)
@@ -45,7 +45,8 @@ def read_outcome(runtime: RuntimeContext) -> RunOutcome:
     if not runs:
         return RunOutcome(run_id=None, status="FAILED", error="the pipeline failed before an MLflow run was created")
     run = runs[0]
-    metrics = {key: value for key, value in run.data.metrics.items() if key.startswith(("zeroshot/", "retrieval/"))}
+    # Headline numbers: zero-shot and retrieval, and a DG study's held-out accuracies (not its selection scores).
+    metrics = {key: value for key, value in run.data.metrics.items() if key.startswith(("zeroshot/", "retrieval/", "dg/")) and not key.endswith("/val")}
     model = None
     for version in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
         model = {"name": version.name, "version": str(version.version)}

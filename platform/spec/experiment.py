@@ -10,6 +10,7 @@ from pydantic import Field
 
 from vlp.platform.spec.base import Section
 from vlp.platform.spec.data import DataSection
+from vlp.platform.spec.dg import DgSection
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.platform.spec.model import ModelSection
 from vlp.platform.spec.objective import ObjectiveSection
@@ -27,8 +28,8 @@ class ExperimentSpec(Section):
     """Experiment name: lowercase letters, digits and dashes (it names the MLflow experiment and cluster objects)."""
     team: str = Field("default", pattern=NAME_PATTERN)
     """Owning team; on the cluster it selects the KFP experiment and the Volcano queue."""
-    workload: Literal["pretrain"] = "pretrain"
-    """What the train step runs."""
+    workload: Literal["pretrain", "dg"] = "pretrain"
+    """What the train step runs: `pretrain` (contrastive pretraining), or `dg` (a leave-one-domain-out study, see `dg:`)."""
     seed: int = 0
     """Seed for model initialisation and data order."""
     storage_root: str | None = None
@@ -40,6 +41,8 @@ class ExperimentSpec(Section):
     train: TrainSection
     resources: ResourcesSection = ResourcesSection()
     eval: EvalSection = EvalSection()
+    dg: DgSection = DgSection()
+    """The domain-generalization study, when `workload: dg` (the `dg:` section)."""
     registration: RegisterSection = Field(RegisterSection(), alias="register")
     """Registration in the MLflow model registry (the `register:` section)."""
 

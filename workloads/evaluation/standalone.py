@@ -57,10 +57,11 @@ def evaluate(request: EvalRequest) -> EvalReport:
     from vlp.workloads.evaluation.suite import run_suite
 
     tracking_uri = request.tracking_uri or default_tracking_uri()
-    loaded = load_model(request.model, request.checkpoint_file, tracking_uri)
+    # The data first: a wrong path fails in a second, before a model is built or downloaded.
     source = open_source(request.data, request.data_format, request.reader)
     prompts = load_prompts(request.classes_file, request.templates_file, source.classnames, request.section.templates)
     probe_source = open_source(request.probe_train, request.data_format, request.reader) if request.probe_train else None
+    loaded = load_model(request.model, request.checkpoint_file, tracking_uri)
     with tempfile.TemporaryDirectory() as scratch:
         output = run_suite(
             loaded.built, source, request.section, loaded.name, plot_dir=Path(scratch),

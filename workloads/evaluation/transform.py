@@ -19,11 +19,18 @@ class EvalImageTransform:
         self.std = torch.tensor(std).view(3, 1, 1)
 
     def __call__(self, image_bytes: bytes) -> torch.Tensor:
+        return self.normalise(self.to_uint8(image_bytes))
+
+    def to_uint8(self, image_bytes: bytes) -> torch.Tensor:
+        """3×S×S uint8: the resized, cropped image before normalisation (a quarter of the memory of floats)."""
         from PIL import Image
 
         image = self._square(Image.open(io.BytesIO(image_bytes)).convert("RGB"), Image.BICUBIC)
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
-        return (pixels - self.mean) / self.std
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (…×3×S×S) → the model's normalised float input."""
+        return (pixels.float().div(255) - self.mean) / self.std
 
     def mask(self, mask_bytes: bytes) -> torch.Tensor:
         """A label mask (greyscale PNG) cut exactly like its image, with nearest-neighbour resizing."""

@@ -11,7 +11,8 @@ from conftest import VLP
 
 
 def run_vlp(*args, cwd):
-    return subprocess.run([VLP, *args], cwd=cwd, env={**os.environ}, capture_output=True, text=True, timeout=180)
+    # One intra-op thread, as in-process tests use (see one_thread_eval.py): the model is tiny and the cores shared.
+    return subprocess.run([VLP, *args], cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
 
 
 def test_eval_writes_results_plots_and_an_mlflow_run(tmp_path, vlp_home):

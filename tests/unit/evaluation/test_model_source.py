@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.platform.errors import VlpUserError
 from vlp.workloads.evaluation.model_source import load_model
 from vlp.workloads.models.catalog import load_model_cfg

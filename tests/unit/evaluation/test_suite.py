@@ -6,6 +6,7 @@ import pytest
 from colour_toy import toy_model, write_image_folder, write_shards
 from PIL import Image
 
+from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.workloads.data.readers import ReaderOptions, open_source
 from vlp.workloads.evaluation.publish import flat_metrics, write_results

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.workloads.evaluation.domain_accuracy import per_domain_accuracy
 from vlp.workloads.evaluation.linear_probe import ProbeSplits, fit_logistic_regression, linear_probe, split_indices
 from vlp.workloads.evaluation.modality_gap import modality_gap

@@ -1,0 +1,41 @@
+"""dg-data → dg-domains → dg-pretrained → one dg-train per held-out domain (ParallelFor) → dg-report, inside an exit handler
+that closes the study's MLflow run."""
+
+from kfp import dsl
+
+from vlp.pipelines import components
+
+PIPELINE_NAME = "vlp-dg"
+
+
+def build_pipeline(image: str, configure_step=None):
+    """The pipeline function; `configure_step(task, step_name)` adds cluster settings (kfp-kubernetes) per task."""
+    step = {function.__name__: components.as_component(function, image) for function in components.DG_STEP_FUNCTIONS}
+
+    def configured(task, name: str):
+        task.set_caching_options(False)
+        if configure_step is not None:
+            configure_step(task, name)
+        return task
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="vlp: leave-one-domain-out domain generalization (zero-shot, ERM, InDiGo)")
+    def dg_pipeline(spec_json: str, runtime_json: str):
+        # The exit task may not depend on other tasks: it finds the MLflow run by the submission's run key.
+        closing = configured(step["finish_run"](runtime_json=runtime_json), "finish-run")
+        with dsl.ExitHandler(closing, name="run"):
+            started = configured(step["start_run"](spec_json=spec_json, runtime_json=runtime_json), "start-run")
+            data = configured(step["dg_data"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output), "dg-data")
+            domains = configured(
+                step["dg_domains"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output, dataset_uri=data.output), "dg-domains"
+            )
+            pretrained = configured(step["dg_pretrained"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output), "dg-pretrained")
+            # One job per held-out domain; on a cluster they run side by side, kfp.local runs them in turn.
+            with dsl.ParallelFor(domains.output, name="held-out-domains") as held_out:
+                # Only the loop item and pipeline parameters go in (see pipelines/steps/dg_train.py for why).
+                trained = configured(step["dg_train"](spec_json=spec_json, runtime_json=runtime_json, held_out=held_out).after(pretrained), "dg-train")
+            configured(
+                step["dg_report"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output, domain_results=dsl.Collected(trained.output)),
+                "dg-report",
+            )
+
+    return dg_pipeline

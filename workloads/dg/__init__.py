@@ -1,0 +1,1 @@
+"""Domain generalization: leave-one-domain-out studies (DomainBed's protocol) with zero-shot, ERM and InDiGo."""
