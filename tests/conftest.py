@@ -10,10 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from services import TEST_CREDENTIALS, start_mlflow, start_moto  # noqa: E402
+from services import TEST_CREDENTIALS, VLP, start_mlflow, start_moto  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
-VLP = str(Path(sys.executable).parent / "vlp")
 
 
 @pytest.fixture

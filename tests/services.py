@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+VLP = str(BIN / "vlp")
 TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "vlp-test-key", "AWS_SECRET_ACCESS_KEY": "vlp-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
 
 

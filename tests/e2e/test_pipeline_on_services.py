@@ -10,7 +10,7 @@ import uuid
 import boto3
 import pytest
 import yaml
-from conftest import VLP
+from services import VLP
 from mlflow.tracking import MlflowClient
 
 EXPERIMENT = {

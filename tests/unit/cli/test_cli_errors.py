@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import VLP
+from services import VLP
 
 
 def run_vlp(*args, cwd, env=None):

@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 import yaml
-from conftest import VLP
+from services import VLP
 
 
 def vlp(*args, env, cwd, timeout=300):

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from colour_toy import write_shards
-from conftest import VLP
+from services import VLP
 
 
 def run_vlp(*args, cwd):
