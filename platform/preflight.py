@@ -14,6 +14,12 @@ PREFLIGHT_RETRY_SECONDS = 10.0
 
 
 def check_inputs(spec: ExperimentSpec) -> None:
+    processes = spec.resources.world_size
+    if spec.train.batch_size % processes:
+        raise SpecError(
+            f"train.batch_size {spec.train.batch_size} is not divisible by the {processes} training processes "
+            f"(resources.nodes x procs_per_node); use a multiple of {processes}"
+        )
     for field, uri in (("storage_root", spec.storage_root), ("data.train", spec.data.train), ("data.eval", spec.data.eval)):
         if uri:
             _check_uri(field, uri)

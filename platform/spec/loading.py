@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from pydantic import ValidationError
 
 from vlp.platform.errors import SpecError
 from vlp.platform.spec.experiment import ExperimentSpec
+
+PLAIN_KEY = re.compile(r"^[\w-]+$")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
@@ -25,7 +28,8 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())  # reader errors span lines
+        raise SpecError(f"{path}:{where} is not valid YAML ({problem})") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: is not a text file") from None
     if not isinstance(document, dict):
@@ -68,7 +72,8 @@ def describe_validation_error(err: ValidationError) -> str:
     """The first problem as `field.path: what is wrong`, plus how many more there are."""
     problems = err.errors()
     first = problems[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(root)"
+    # Keys come from the user's file: quote any that is not a plain name, so a newline in a key stays on one line.
+    location = ".".join(part if PLAIN_KEY.match(part) else repr(part) for part in map(str, first["loc"])) or "(root)"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; `vlp run --help` lists the fields)"
