@@ -29,7 +29,7 @@ def build_pipeline(image: str, configure_step=None):
                 step["dg_domains"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output, dataset_uri=data.output), "dg-domains"
             )
             pretrained = configured(step["dg_pretrained"](spec_json=spec_json, runtime_json=runtime_json, run_id=started.output), "dg-pretrained")
-            # One job per held-out domain; on a cluster they run side by side, kfp.local runs them in turn.
+            # One job per held-out domain; on a cluster they run side by side, kfp.local (2.17) runs two at a time.
             with dsl.ParallelFor(domains.output, name="held-out-domains") as held_out:
                 # Only the loop item and pipeline parameters go in (see pipelines/steps/dg_train.py for why).
                 trained = configured(step["dg_train"](spec_json=spec_json, runtime_json=runtime_json, held_out=held_out).after(pretrained), "dg-train")

@@ -80,7 +80,7 @@ def grouped_bars(values: dict[str, dict[str, float]], title: str, ylabel: str, p
     axes.set_ylim(0, 1.08)
     axes.set_ylabel(ylabel)
     if len(series_names) > 1:
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.set_title(title)
     return _save(figure, path)
 

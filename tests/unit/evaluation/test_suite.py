@@ -60,3 +60,18 @@ def test_tasks_the_data_or_model_cannot_support_are_skipped_with_a_reason(tmp_pa
     # Without captions the gap is measured against each image's class prompt.
     assert by_task(output)["modality_gap"]["gap"] == pytest.approx(0.0, abs=1e-6)
     assert by_task(output)["zeroshot_classification"]["acc1"] == 1.0
+
+
+def test_vlp_pacl_model_takes_part_in_segmentation(tmp_path):
+    """The contract with `arch: pacl`: its `patch_text_similarity` maps are scored against the masks."""
+    from vlp.platform.spec.model import ModelSection
+    from vlp.workloads.models.catalog import load_model_cfg
+    from vlp.workloads.models.factory import build_model_from_cfg, compose_model_cfg
+
+    pacl = build_model_from_cfg(compose_model_cfg(ModelSection(arch="pacl", preset="shapes-vit-tiny"), load_model_cfg("shapes-vit-tiny")))
+    source = open_source(str(write_shards(tmp_path / "wds", 8)), options=ReaderOptions(label_field="colour"))
+    section = SECTION.model_copy(update={"retrieval": False, "linear_probe": False, "modality_gap": False})
+    output = run_suite(pacl, source, section, "pacl", plot_dir=tmp_path / "plots")
+    metrics = by_task(output)["zeroshot_segmentation"]
+    assert metrics["images"] == 8 and 0.0 <= metrics["miou"] <= 1.0 and 0.0 <= metrics["pixel_acc"] <= 1.0
+    assert "wds-patch-heatmaps.png" in {path.name for path in output.plots}
