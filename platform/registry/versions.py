@@ -68,8 +68,8 @@ def promote(name: str, version: str, alias: str, force: bool = False, tracking_u
         raise GateFailed(f"refused to promote {name} v{version} to @{alias}: " + "; ".join(result.describe() for result in failed))
     mlflow_client = client(tracking_uri)
     audit = json.dumps({"version": version, "by": getpass.getuser(), "at": time.time(), "forced": bool(failed), "id": uuid.uuid4().hex[:12]})
-    mlflow_client.set_model_version_tag(name, version, f"{PROMOTED_TAG_PREFIX}{alias}", audit)
-    mlflow_client.set_registered_model_alias(name, alias, version)
+    _write(lambda: mlflow_client.set_model_version_tag(name, version, f"{PROMOTED_TAG_PREFIX}{alias}", audit))
+    _write(lambda: mlflow_client.set_registered_model_alias(name, alias, version))
     return Promotion(gates=results, alias_version=settle_alias_audit(mlflow_client, name, alias))
 
 
@@ -79,13 +79,29 @@ def settle_alias_audit(mlflow_client, name: str, alias: str, rounds: int = 50) -
         holder = str(mlflow_client.get_model_version_by_alias(name, alias).version)
         audit = mlflow_client.get_model_version(name, holder).tags.get(f"{PROMOTED_TAG_PREFIX}{alias}") or json.dumps({"version": holder})
         if mlflow_client.get_registered_model(name).tags.get(f"{ALIAS_TAG_PREFIX}{alias}") != audit:
-            mlflow_client.set_registered_model_tag(name, f"{ALIAS_TAG_PREFIX}{alias}", audit)
+            _write(lambda: mlflow_client.set_registered_model_tag(name, f"{ALIAS_TAG_PREFIX}{alias}", audit))
             # A concurrent promotion may be between its writes: give it a moment, then look again.
             time.sleep(random.uniform(0.02, 0.2))
             continue
         if str(mlflow_client.get_model_version_by_alias(name, alias).version) == holder:
             return holder
     raise RuntimeError(f"{name}@{alias}: alias and audit tag kept changing under concurrent promotions; run `vlp promote` again")
+
+
+def _write(call, attempts: int = 8) -> None:
+    """A registry write that lost a race inside the store (two upserts of one tag or alias row: an integrity
+    error; SQLite busy) is tried again; every write here is idempotent, and the settle loop re-checks anyway."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except MlflowException as err:
+            lost_race = err.error_code in ("TEMPORARILY_UNAVAILABLE", "RESOURCE_ALREADY_EXISTS") or "IntegrityError" in str(err)
+            if not lost_race or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
 
 
 def alias_audit(name: str, alias: str, tracking_uri: str | None = None) -> dict | None:

@@ -166,6 +166,7 @@ class TrainLoader:
         self.stream = stream
         self.workers = workers
         self.positions: dict[int, StreamPosition] = {}
+        self._last: tuple[int, StreamPosition | None] | None = None
         self.loader = DataLoader(
             stream,
             batch_size=batch_size,
@@ -179,8 +180,21 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, texts, position in self.loader:
+            self._last = (position.consumer, self.positions.get(position.consumer))
             self.positions[position.consumer] = position
             yield images, texts
+
+    def give_back_last_batch(self) -> None:
+        """The last batch was fetched but not trained on (the loop stopped first): forget its position, so a
+        checkpoint written now resumes with that batch."""
+        if self._last is None:
+            return
+        consumer, previous = self._last
+        if previous is None:
+            self.positions.pop(consumer, None)
+        else:
+            self.positions[consumer] = previous
+        self._last = None
 
     @property
     def skipped(self) -> int:

@@ -114,6 +114,8 @@ class PretrainTrainer:
             if step % train.checkpoint_every == 0:
                 self._checkpoint(step)
         seconds = time.perf_counter() - started
+        # The loop fetched one batch more than it trained on before deciding to stop: that one does not count.
+        self.loader.give_back_last_batch()
         self.stop_agreement.close()
         self._log_ready_metrics(wait=True)
         if self.saved_step != step:
