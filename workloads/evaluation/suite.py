@@ -34,6 +34,7 @@ class SuiteOutput:
     """Task → why it did not run."""
 
 
+@torch.no_grad()
 def run_suite(
     built: BuiltModel,
     source: EvalSource,
@@ -46,7 +47,6 @@ def run_suite(
     limit: int | None = None,
 ) -> SuiteOutput:
     """`probe_source` trains the linear probe (default: a split of `source`); `plot_dir` None draws nothing."""
-    torch.set_grad_enabled(False)
     built.model.eval()
     dataset = dataset_name or source.name
     prompts = prompts or Prompts(source.classnames, section.templates)
