@@ -36,7 +36,8 @@ class ObjectiveSection(Section):
     gradients, 1/world_size of the memory. Needs `gather_with_grad`."""
     gather_with_grad: bool = True
     """Gradients flow back through the all-gather into every process's features. Without it the gathered copies are
-    constants and the full-matrix loss is rescaled so the averaged gradient still equals a single-process run."""
+    constants and each process's own features get world_size x the gradient, so the update DDP averages still
+    equals a single-process run."""
     noise: Literal["none", "nlip"] = "none"
     """Noisy-caption handling: `nlip` estimates each pair's probability of being mismatched from its loss and
     down-weights its contrastive term accordingly."""
