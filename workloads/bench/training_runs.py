@@ -116,7 +116,9 @@ class TrainingWorkspace:
         }
         return spec_from_dict(document, list(overrides), source="bench").model_dump(mode="json", by_alias=True)
 
-    def run_vlp(self, variant: str, repeat: int, overrides: list[str] = (), sdpa: str = "default") -> RunMeasurement:
+    def run_vlp(self, variant: str, repeat: int, overrides: list[str] = (), sdpa: str = "default",
+                env: dict[str, str] | None = None) -> RunMeasurement:
+        """`env`: extra environment for the workers (e.g. PYTHONPATH to run another checkout's trainer)."""
         from vlp.platform.layout import RunLayout
         from vlp.platform.storage import open_storage
         from vlp.platform.tracking.runs import start_run
@@ -129,7 +131,7 @@ class TrainingWorkspace:
             "--storage-root", self.storage_root, "--run-id", run_id,
             "--tracking-uri", self.tracking_uri, "--train-data", str(self.data_dir),
         ]
-        env = {"VLP_THREADS_PER_PROC": str(self.setup.threads_per_proc)}
+        env = {"VLP_THREADS_PER_PROC": str(self.setup.threads_per_proc), **(env or {})}
         return self._launch("vlp", variant, repeat, "vlp.workloads.train.main", module_args, env, sdpa=sdpa)
 
     # -- open_clip_train -------------------------------------------------------------------------------------
