@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -155,7 +156,8 @@ def checkpoint_transfer(
 
 
 def _print_training_run(measurement) -> None:
-    rate = "failed" if measurement.samples_per_second is None else f"{measurement.samples_per_second:.0f} samples/s"
+    rate = "failed" if measurement.samples_per_second is None else (
+        f"{measurement.samples_per_second:.0f} samples/s, {measurement.samples_per_cpu_second or 0:.0f} samples/CPU-s")
     typer.echo(f"  {measurement.system} {measurement.variant} #{measurement.repeat}: {rate}, "
                f"start-up {measurement.startup_seconds or 0:.1f} s, peak RSS {measurement.peak_rss_mb:.0f} MB", err=True)
 
@@ -175,7 +177,8 @@ def _finish(report, out: Path, json_output: bool) -> None:
         table.add_column(column.header)
     for row in report.rows:
         table.add_row(*[column.render(row.get(column.key)) for column in report.columns])
-    console = Console()
+    # Wide tables stay readable when the output goes to a file.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     for note in report.notes:
         console.print(f"[dim]{note}[/dim]")

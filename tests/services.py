@@ -53,12 +53,12 @@ class Service:
                 self.process.kill()
                 self.process.wait()
 
-    def restart(self, health_path: str) -> None:
+    def restart(self, health_path: str, timeout: float = 60.0) -> None:
         """Start the same command on the same port again (for outage tests)."""
         self.stop()
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_http(self.url + health_path, process=self.process)
+        wait_for_http(self.url + health_path, timeout, process=self.process)
 
 
 def start_service(command: list[str], url: str, health_path: str, env: dict[str, str], log_path: Path, timeout: float = 90) -> Service:

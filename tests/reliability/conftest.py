@@ -7,6 +7,7 @@ import uuid
 
 import boto3
 import pytest
+from background_runs import RunsAtOnce, start_runs_at_once
 from services import TEST_CREDENTIALS, start_mlflow
 
 # Tiny and fixed: 8 shards of 32 samples, so two consumers see 16 batches of 8 per epoch.
@@ -50,3 +51,11 @@ def shards_in_s3(tmp_path_factory, s3, s3_bucket) -> str:
         s3.upload_file(str(path), s3_bucket, f"{prefix}/{path.name}")
     return f"s3://{s3_bucket}/{prefix}"
 
+
+
+@pytest.fixture(scope="session")
+def runs_at_once(tmp_path_factory, planted) -> RunsAtOnce:
+    """Four `vlp run` at once, started on first request and left running in the background."""
+    runs = start_runs_at_once(tmp_path_factory.mktemp("runs-at-once"), planted)
+    yield runs
+    runs.stop()

@@ -36,7 +36,8 @@ def experiment(storage_root: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, planted):
+def resumed(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, planted, runs_at_once):
+    # `runs_at_once`: four CPU-bound `vlp run` go on in the background while this scenario mostly waits.
     work = tmp_path_factory.mktemp("resume")
     prefix = f"resume-{uuid.uuid4().hex[:8]}"
     path = work / "experiment.yaml"

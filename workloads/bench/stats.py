@@ -42,3 +42,16 @@ def steady_rate(step_seconds: Sequence[float], samples_per_step: int, skip_steps
     if elapsed <= 0:
         return None
     return (len(step_seconds) - 1 - skip_steps) * samples_per_step / elapsed
+
+
+def cpu_rate(step_cpu_seconds_per_process: Sequence[Sequence[float]], samples_per_step: int, skip_steps: int) -> float | None:
+    """Samples per CPU-second over the same steady-state window, with the CPU time of every process summed."""
+    spent, steps = 0.0, None
+    for stamps in step_cpu_seconds_per_process:
+        if len(stamps) < skip_steps + 2:
+            return None
+        spent += stamps[-1] - stamps[skip_steps]
+        steps = len(stamps) - 1 - skip_steps if steps is None else min(steps, len(stamps) - 1 - skip_steps)
+    if steps is None or spent <= 0:
+        return None
+    return steps * samples_per_step / spent

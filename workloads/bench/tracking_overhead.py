@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset, shard_paths
 from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, steady_rate, summarize
+from vlp.workloads.bench.stats import alternating, cpu_rate, ratio, steady_rate, summarize
 from vlp.workloads.bench.step_clock import StepClock
 
 TRACKERS = ("off", "mlflow", "mlflow-inline")
@@ -87,9 +87,11 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
         columns=[
             Column("tracker", "tracking"), Column("samples_per_second", "samples/s (median)", "{:.0f}"),
             Column("range", "min–max"), Column("step_ms", "ms/step", "{:.2f}"), Column("overhead", "step time vs off", "{:+.2%}"),
+            Column("cpu_ms", "CPU ms/step", "{:.2f}"), Column("cpu_overhead", "CPU time vs off", "{:+.2%}"),
         ],
     )
     rates: dict[str, list[float]] = {name: [] for name in TRACKERS}
+    cpu_rates: dict[str, list[float]] = {name: [] for name in TRACKERS}
     shards = [str(path) for path in shard_paths(data)]
     for repeat, name in alternating(TRACKERS, repeats):
         run_id = start_run("bench-tracking", f"{name}-{repeat}", {"vlp.bench": "tracking"}, {}, tracking_uri)
@@ -102,19 +104,26 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
             clock.close()
         rate = steady_rate(clock.step_seconds(), batch_size, skip_steps)
         rates[name].append(rate)
-        report.runs.append({"tracker": name, "repeat": repeat, "samples_per_second": rate, "step_seconds": clock.step_seconds()})
+        # CPU time of this process: the training threads and the tracker's delivery thread.
+        cpu_rates[name].append(cpu_rate([clock.step_cpu_seconds()], batch_size, skip_steps))
+        report.runs.append({"tracker": name, "repeat": repeat, "samples_per_second": rate, "samples_per_cpu_second": cpu_rates[name][-1],
+                            "step_seconds": clock.step_seconds()})
         if on_run is not None:
             on_run(name, repeat, rate)
 
     off = summarize(rates["off"])["median"]
+    cpu_off = summarize(cpu_rates["off"])["median"]
     for name in TRACKERS:
         rate = summarize(rates[name])
-        slowdown = ratio(off, rate["median"])
+        cpu = summarize(cpu_rates[name])["median"]
+        slowdown, cpu_slowdown = ratio(off, rate["median"]), ratio(cpu_off, cpu)
         report.rows.append({
             "tracker": name, "samples_per_second": rate["median"], "range": f"{rate['min']:.0f}–{rate['max']:.0f}",
             "step_ms": 1000.0 * batch_size / rate["median"], "overhead": None if slowdown is None else slowdown - 1.0,
+            "cpu_ms": None if not cpu else 1000.0 * batch_size / cpu, "cpu_overhead": None if cpu_slowdown is None else cpu_slowdown - 1.0,
         })
-    report.summary = {f"{row['tracker']}_overhead": row["overhead"] for row in report.rows if row["tracker"] != "off"}
+    report.summary = {f"{row['tracker']}_{kind}": row[kind] for row in report.rows if row["tracker"] != "off"
+                      for kind in ("overhead", "cpu_overhead")}
     report.notes = ["overhead = (step time with tracking) / (step time without) − 1, medians over the repeats; "
                     "negative values are noise"]
     return report.finish()

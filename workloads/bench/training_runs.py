@@ -19,7 +19,7 @@ from typing import Any
 
 from vlp.platform.errors import VlpUserError
 from vlp.workloads.bench.pairs_dataset import brace_pattern, shard_paths
-from vlp.workloads.bench.stats import steady_rate
+from vlp.workloads.bench.stats import cpu_rate, steady_rate
 from vlp.workloads.bench.worker_entry import LAUNCHED_AT_ENV
 
 BIN = Path(sys.executable).parent
@@ -65,6 +65,8 @@ class RunMeasurement:
     variant: str
     repeat: int
     samples_per_second: float | None
+    samples_per_cpu_second: float | None
+    """Samples per CPU-second of all training processes and their loader workers (robust to other load)."""
     startup_seconds: float | None
     wall_seconds: float
     peak_rss_mb: float | None
@@ -78,7 +80,8 @@ class RunMeasurement:
         rank0 = next((rank for rank in self.ranks if rank.get("rank") == 0), {})
         return {
             "system": self.system, "variant": self.variant, "repeat": self.repeat,
-            "samples_per_second": self.samples_per_second, "startup_seconds": self.startup_seconds,
+            "samples_per_second": self.samples_per_second, "samples_per_cpu_second": self.samples_per_cpu_second,
+            "startup_seconds": self.startup_seconds,
             "wall_seconds": self.wall_seconds, "peak_rss_mb": self.peak_rss_mb, "cuda_allocated_mb": self.cuda_allocated_mb,
             "steps": self.steps, "threads": self.threads, "step_seconds_rank0": rank0.get("step_seconds", []),
         }
@@ -198,6 +201,7 @@ class TrainingWorkspace:
         return RunMeasurement(
             system=system, variant=variant, repeat=repeat,
             samples_per_second=steady_rate(rank0["step_seconds"], s.batch_size, s.skip_steps),
+            samples_per_cpu_second=cpu_rate([rank["step_cpu_seconds"] for rank in ranks], s.batch_size, s.skip_steps),
             startup_seconds=rank0["startup_seconds"], wall_seconds=round(wall, 2),
             peak_rss_mb=max(rank["rss_mb"] for rank in ranks), cuda_allocated_mb=max(cuda) if cuda else None,
             steps=rank0["steps"], threads=rank0.get("threads"), ranks=ranks,

@@ -68,6 +68,7 @@ def write_report(directory: Path, clock: StepClock, exit_code: int) -> None:
         "exit_code": exit_code,
         "steps": clock.steps,
         "step_seconds": clock.step_seconds(),
+        "step_cpu_seconds": clock.step_cpu_seconds(),
         "startup_seconds": None if launched_at is None or first is None else round(first - launched_at, 3),
         "threads": torch.get_num_threads(),
         **peak_memory_mb(),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vlp.workloads.bench.report import SCHEMA_VERSION, BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, steady_rate, summarize
+from vlp.workloads.bench.stats import alternating, cpu_rate, ratio, steady_rate, summarize
 
 
 def test_summarize_takes_the_median_and_ignores_missing_runs():
@@ -55,3 +55,10 @@ def test_report_json_has_every_part(tmp_path):
     for key in ("load_average_start", "load_average_end", "cpu_count", "torch", "git_commit", "bench_seconds"):
         assert key in environment
     assert report.columns[1].render(12.345) == "12.3" and report.columns[1].render(None) == "–"
+
+
+def test_cpu_rate_sums_the_cpu_time_of_every_process():
+    # Two processes, 8 samples per step in all; after step 1 each spends 1 CPU-second per step.
+    rank0, rank1 = [5.0, 6.0, 7.0, 8.0], [4.0, 5.0, 6.0, 7.0]
+    assert cpu_rate([rank0, rank1], samples_per_step=8, skip_steps=1) == pytest.approx(2 * 8 / 4.0)
+    assert cpu_rate([rank0[:2]], 8, 1) is None

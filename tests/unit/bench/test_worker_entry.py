@@ -39,6 +39,23 @@ def test_steps_are_timed_and_arguments_after_the_separator_reach_the_module(tmp_
     stamps = report["step_seconds"]
     assert len(stamps) == 5 and stamps == sorted(stamps) and stamps[0] > 0
     assert report["startup_seconds"] > 0 and report["rss_mb"] > 10 and report["cuda_allocated_mb"] is None
+    cpu = report["step_cpu_seconds"]
+    assert len(cpu) == 5 and cpu == sorted(cpu) and cpu[0] > 0
+
+
+def test_cpu_time_includes_live_children():
+    import time
+
+    from vlp.workloads.bench.step_clock import tree_cpu_seconds
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
+    try:
+        before = tree_cpu_seconds()
+        time.sleep(2.0)  # this process sleeps; its child spins
+        assert tree_cpu_seconds() - before > 0.1
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_usage_without_separator_fails(tmp_path):

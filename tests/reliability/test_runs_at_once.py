@@ -1,52 +1,24 @@
 """Four `vlp run` at once on one machine, in one state directory (one SQLite store, one storage root, the same
 dataset and the same registered model), then two promotions at once. Credentials planted in the
-environment must not show up in anything the runs wrote."""
+environment must not show up in anything the runs wrote. (The runs are started in the background by the
+first fixture that asks for `runs_at_once`; see background_runs.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
+from background_runs import MODEL, RUNS, STEPS
 from jobs import VLP, files_under, find_secrets
 
-RUNS, STEPS = 4, 4
-MODEL = "concurrent-clip"
-EXPERIMENT = {
-    "name": "concurrent", "team": "tests", "seed": 1,
-    "data": {"shapes": {"train_samples": 64, "eval_samples": 32, "shard_size": 16}},
-    "model": {"preset": "shapes-vit-micro"},
-    "train": {"batch_size": 8, "max_steps": STEPS, "warmup_steps": 1, "checkpoint_every": 2, "log_every": 1},
-    "resources": {"nodes": 1, "procs_per_node": 1},
-    # Evaluation is not under test here: the cheapest task keeps the step in the pipeline.
-    "eval": {"batch_size": 32, "zeroshot": True, "retrieval": False, "linear_probe": False, "segmentation": False,
-             "modality_gap": False, "per_domain": False, "plots": False},
-    "register": {"model_name": MODEL},
-}
-
-
 @pytest.fixture(scope="module")
-def concurrent(tmp_path_factory, planted):
-    work = tmp_path_factory.mktemp("concurrent")
-    home = work / "home"
-    path = work / "experiment.yaml"
-    path.write_text(yaml.safe_dump(EXPERIMENT))
-    env = {**os.environ, **planted, "VLP_HOME": str(home), "PYTHONSAFEPATH": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    started = time.time()
-    logs = [work / f"run-{index}.log" for index in range(RUNS)]
-    processes = [subprocess.Popen([VLP, "run", str(path), "--json"], env=env, cwd=work, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
-                 for log in logs]
-    documents = [process.communicate(timeout=900)[0] for process in processes]
-    return {"work": work, "home": home, "env": env, "codes": [process.returncode for process in processes], "started": started,
-            "documents": documents, "logs": [log.read_text() for log in logs]}
+def concurrent(runs_at_once):
+    return runs_at_once.results()
 
 
 def store(concurrent):

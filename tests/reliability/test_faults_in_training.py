@@ -84,7 +84,8 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3, planted):
+def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3, planted, runs_at_once):
+    # `runs_at_once`: four CPU-bound `vlp run` go on in the background while this scenario mostly waits.
     from vlp.platform.runtime import RuntimeContext
 
     work = tmp_path_factory.mktemp("faults")
@@ -114,16 +115,17 @@ def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3
     # Fault 2: SIGKILL rank 0's worker mid-epoch (16 steps per epoch), after the step-20 checkpoint.
     wait_until(lambda: watcher.step >= KILL_AFTER_STEP, 400, f"checkpoint of step {KILL_AFTER_STEP}")
     os.kill(worker_pid(run_ids["faulty"], 0), signal.SIGKILL)
+    step_at_kill = watcher.step
     timeline["worker killed"] = time.monotonic() - started
 
-    # Fault 3: stop the MLflow server as soon as both restarted workers have resumed; training must go on.
-    wait_until(lambda: faulty.output.count("resumed from checkpoint at step") >= 2, 400, "the restarted workers to resume")
+    # Fault 3: stop the MLflow server as soon as the restarted job writes its first checkpoint; training must go on.
+    wait_until(lambda: watcher.step > step_at_kill, 400, "a checkpoint from the restarted job")
     auth_mlflow.stop()
     timeline["mlflow stopped"] = time.monotonic() - started
     step_at_stop = watcher.step
     time.sleep(MLFLOW_OUTAGE_SECONDS)
     step_before_restart = watcher.step
-    auth_mlflow.restart("/health")
+    auth_mlflow.restart("/health", timeout=300)  # the basic-auth app starts slowly on a busy CPU
     timeline["mlflow back"] = time.monotonic() - started
 
     codes = {name: job.wait(600) for name, job in jobs.items()}
