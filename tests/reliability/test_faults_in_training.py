@@ -115,11 +115,9 @@ def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3
     # Fault 2: SIGKILL rank 0's worker mid-epoch (16 steps per epoch), after the step-20 checkpoint.
     wait_until(lambda: watcher.step >= KILL_AFTER_STEP, 400, f"checkpoint of step {KILL_AFTER_STEP}")
     os.kill(worker_pid(run_ids["faulty"], 0), signal.SIGKILL)
-    step_at_kill = watcher.step
     timeline["worker killed"] = time.monotonic() - started
 
-    # Fault 3: stop the MLflow server as soon as the restarted job writes its first checkpoint; training must go on.
-    wait_until(lambda: watcher.step > step_at_kill, 400, "a checkpoint from the restarted job")
+    # Fault 3: stop the MLflow server while the workers restart, so the resumed job starts and trains without it.
     auth_mlflow.stop()
     timeline["mlflow stopped"] = time.monotonic() - started
     step_at_stop = watcher.step
@@ -208,6 +206,6 @@ def test_s3_outage_during_a_checkpoint_upload_costs_time_and_never_exposes_a_par
 
 
 def test_training_goes_on_while_mlflow_is_down_and_the_queue_drains_when_it_returns(faults):
-    # Checkpoints kept coming while the server was stopped (or the job was already waiting to deliver).
+    # The restarted job kept writing checkpoints while the server was stopped.
     assert faults["step_before_restart"] > faults["step_at_stop"]
     assert "MLflow delivery failed" in faults["jobs"]["faulty"].output
