@@ -29,7 +29,7 @@ def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = 
 
     pipeline = build_pipeline_for(spec.workload, runtime.image)
     arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
-    run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet)
+    run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet, tracking_uri=runtime.tracking_uri)
     return read_outcome(runtime)
 
 

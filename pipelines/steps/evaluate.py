@@ -14,7 +14,7 @@ from vlp.platform.tracking.runs import client
 def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eval_uri: str) -> str:
     """Returns the flat metrics as JSON (`zeroshot/shapes/acc1` -> value)."""
     spec, runtime = decode(spec_json, runtime_json)
-    if not eval_uri:
+    if not eval_uri or not spec.eval.measures_anything:
         return json.dumps({})
     from vlp.workloads.data.readers import ReaderOptions, open_source
     from vlp.workloads.evaluation.encode import load_trained_model

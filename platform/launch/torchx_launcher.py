@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 LOG_RETRY_SECONDS = 5
+# How often to poll a local job for its end: polling a local process is free, and every second of lag is overhead.
+LOCAL_WAIT_SECONDS = 0.2
 
 
 EXCEPTION_LINE = re.compile(r"^(?:\[\d+\]:)?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)\b(?::.*)?)$")
@@ -116,7 +118,7 @@ def launch_and_wait(request: LaunchRequest, stream_logs: bool = True) -> LaunchR
         if stream_logs:
             _follow_logs(runner, app_handle, appdef.roles[0].name, request.nodes)
         with _cancel_on_termination(runner, app_handle):
-            status = runner.wait(app_handle, wait_interval=1 if request.scheduler == "local_cwd" else 10)
+            status = runner.wait(app_handle, wait_interval=LOCAL_WAIT_SECONDS if request.scheduler == "local_cwd" else 10)
         state = str(status.state) if status else "UNKNOWN"
         succeeded = status is not None and status.is_terminal() and status.state.name == "SUCCEEDED"
         reason = "" if succeeded else _failure_reason(status) + _last_error_lines(runner, app_handle, appdef.roles[0].name, request.nodes)

@@ -48,6 +48,11 @@ class EvalSection(Section):
     domain_field: str = "style"
     """The field of each sample's json that holds its domain."""
 
+    @property
+    def measures_anything(self) -> bool:
+        """False when every measurement is switched off (plots alone draw nothing)."""
+        return any((self.zeroshot, self.retrieval, self.linear_probe, self.segmentation, self.modality_gap, self.per_domain))
+
     @field_validator("probe_split")
     @classmethod
     def _split_leaves_a_test_set(cls, split: tuple[float, float]) -> tuple[float, float]:

@@ -3,7 +3,8 @@
 Both paths train the same spec on the same (already generated) shards:
 
 - `vlp run FILE --set …`: the KFP pipeline under kfp.local, each step a fresh process, TorchX launching torchrun;
-- direct: `torchrun --standalone --nproc_per_node WORLD -m vlp.workloads.train.main …`, what a researcher's script does.
+- direct: a fresh `python -m vlp.workloads.bench.direct_launch` process that does what a researcher's launch script
+  does: open the MLflow run, store the spec, start torchrun in the spec's shape (one agent per node) on the module.
 
 Evaluation and registration are switched off (`eval.*=false`, `register.enabled=false`) so that neither path
 does work the other does not: their step processes still run, and count as orchestration. Overhead is
@@ -120,24 +121,13 @@ def _train_uri(run_id: str, home: Path) -> str:
 
 
 def _direct_run(spec, train_uri: str, home: Path, env: dict, log_path: Path) -> None:
-    """What a script does: create the MLflow run, store the spec, torchrun the worker."""
-    from vlp.platform.layout import RunLayout
-    from vlp.platform.storage import open_storage
-    from vlp.platform.tracking.runs import start_run
-
-    tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
-    run_id = start_run("bench-direct", "direct", {}, {}, tracking_uri)
-    storage_root = str(home / "storage")
-    layout = RunLayout(storage_root, run_id)
-    open_storage(layout.spec).write_bytes(layout.spec, json.dumps(spec.model_dump(mode="json", by_alias=True)).encode())
-    world = spec.resources.world_size
-    command = [
-        str(BIN / "torchrun"), "--standalone", "--nnodes", "1", "--nproc_per_node", str(world), "-m", "vlp.workloads.train.main",
-        "--storage-root", storage_root, "--run-id", run_id, "--tracking-uri", tracking_uri, "--train-data", train_uri,
-    ]
-    threads = str(max(1, (os.cpu_count() or 1) // world))
+    """What a launch script does, in its own fresh process: see `direct_launch`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    spec_file = log_path.with_suffix(".spec.json")
+    spec_file.write_text(json.dumps(spec.model_dump(mode="json", by_alias=True)))
+    command = [sys.executable, "-m", "vlp.workloads.bench.direct_launch", "--spec-json", str(spec_file),
+               "--train-uri", train_uri, "--home", str(home)]
     with open(log_path, "wb") as log:
-        result = subprocess.run(command, env={**env, "VLP_THREADS_PER_PROC": threads}, stdout=log, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise BenchFailed(f"direct torchrun failed (exit {result.returncode}); log: {log_path}")

@@ -3,7 +3,8 @@
 Each save uploads the state under a fresh key, `step-00000100-<nonce>.pt`, that nothing refers to yet; only
 when that upload has completed is the small manifest `latest.json` switched to it (one atomic PUT, or a
 rename on local disk). The manifest also lists the last `keep_last` checkpoints; every other object named like
-a checkpoint (older ones, and orphans of uploads a crash interrupted) is pruned after the switch. A restarted
+a checkpoint (older ones, and orphans of uploads a crash interrupted) is pruned after the switch.
+Finding the latest checkpoint needs no torch (the pipeline's train step does it after the job). A restarted
 job that saves the same step again writes a new key, so the object `latest.json` points to is never
 overwritten while someone may be reading it.
 
@@ -20,9 +21,6 @@ import random
 import re
 import uuid
 from typing import Any
-
-import numpy as np
-import torch
 
 from vlp.platform.storage import join, open_storage
 
@@ -41,6 +39,8 @@ class Checkpointer:
         self.storage = open_storage(root_uri)
 
     def save(self, state: dict[str, Any], step: int) -> str:
+        import torch
+
         uri = join(self.root_uri, f"step-{step:08d}-{uuid.uuid4().hex[:8]}.pt")
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -79,6 +79,8 @@ class Checkpointer:
 
 
 def load_checkpoint(uri: str) -> dict[str, Any]:
+    import torch
+
     data = open_storage(uri).read_bytes(uri)
     # weights_only: a checkpoint is data; unpickling arbitrary objects from storage would run arbitrary code.
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -86,6 +88,9 @@ def load_checkpoint(uri: str) -> dict[str, Any]:
 
 def rng_state() -> dict[str, Any]:
     """Every random generator a training step may draw from, in a form `torch.load(weights_only=True)` accepts."""
+    import numpy as np
+    import torch
+
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
@@ -99,6 +104,9 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
     numpy = state["numpy"]
