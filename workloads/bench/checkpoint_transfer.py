@@ -1,5 +1,6 @@
 """Checkpoint-sized transfers to and from S3: one PUT / GET against boto3's multipart transfer (parts sent and
-fetched on parallel connections), on a loopback S3 server. Random bytes, so nothing compresses."""
+fetched on parallel connections, vlp's `multipart_config`), on a loopback S3 server. Random bytes, so nothing
+compresses. `S3Storage.write_bytes` is timed too: it is what the checkpointer calls."""
 
 from __future__ import annotations
 
@@ -12,32 +13,29 @@ from vlp.workloads.bench.loopback_s3 import loopback_s3
 from vlp.workloads.bench.report import BenchReport, Column
 from vlp.workloads.bench.stats import alternating, ratio, summarize
 
-PART_BYTES = 8 * 1024 * 1024
-
-
-def run_checkpoint_transfer(workdir: Path, size_mb: int = 128, repeats: int = 3, concurrency: int = 8) -> BenchReport:
-    from boto3.s3.transfer import TransferConfig
-
-    from vlp.platform.storage.s3 import make_client
+def run_checkpoint_transfer(workdir: Path, size_mb: int = 128, repeats: int = 3) -> BenchReport:
+    from vlp.platform.storage.s3 import MULTIPART_CONNECTIONS, MULTIPART_PART_BYTES, S3Storage, make_client, multipart_config
     from vlp.platform.storage.uris import split_s3
 
     payload = os.urandom(size_mb * 1024 * 1024)
-    config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=concurrency)
+    config = multipart_config()
     report = BenchReport(
         name="checkpoint-transfer",
-        title=f"Checkpoint transfer to loopback S3: {size_mb} MB, single request vs multipart ({PART_BYTES >> 20} MB parts, "
-              f"{concurrency} connections)",
-        settings={"size_mb": size_mb, "repeats": repeats, "part_mb": PART_BYTES >> 20, "concurrency": concurrency},
+        title=f"Checkpoint transfer to loopback S3: {size_mb} MB, single request vs multipart ({MULTIPART_PART_BYTES >> 20} MB "
+              f"parts, {MULTIPART_CONNECTIONS} connections)",
+        settings={"size_mb": size_mb, "repeats": repeats, "part_mb": MULTIPART_PART_BYTES >> 20, "concurrency": MULTIPART_CONNECTIONS},
         columns=[Column("transfer", "transfer"), Column("mb_per_second", "MB/s (median)", "{:.0f}"),
                  Column("range", "min–max"), Column("speedup", "× single request", "{:.2f}")],
     )
     with loopback_s3(Path(workdir) / "s3") as bucket_uri:
         bucket, _ = split_s3(bucket_uri + "/x")
         client = make_client()
+        storage = S3Storage(client)
         client.put_object(Bucket=bucket, Key="ckpt/read.pt", Body=payload)
         transfers = {
             "write: one PUT": lambda: client.put_object(Bucket=bucket, Key="ckpt/put.pt", Body=payload),
             "write: multipart": lambda: client.upload_fileobj(io.BytesIO(payload), bucket, "ckpt/multipart.pt", Config=config),
+            "write: vlp write_bytes": lambda: storage.write_bytes(f"s3://{bucket}/ckpt/vlp.pt", payload),
             "read: one GET": lambda: client.get_object(Bucket=bucket, Key="ckpt/read.pt")["Body"].read(),
             "read: ranged parts": lambda: client.download_fileobj(bucket, "ckpt/read.pt", io.BytesIO(), Config=config),
         }

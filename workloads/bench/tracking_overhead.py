@@ -1,11 +1,17 @@
 """Benchmark 5: what experiment tracking costs the training step. vlp's trainer runs in this process (one
 process, all cores) with tracking off, with vlp's MLflow tracker (queued, delivered in batches by a background
 thread), and with a tracker that calls MLflow inline on every log step (what `mlflow.log_metrics` in a training
-loop does), alternating. Overhead is the step-time increase over tracking off."""
+loop does), alternating. Overhead is the step-time increase over tracking off.
+
+Whole-run step times vary by several percent from run to run on a shared CPU, far more than logging every N
+steps costs, so the tracking work is also measured directly: the wall time the training thread spends inside
+tracker calls, plus the CPU time of the tracker's delivery thread (counted in full, as if it stole the training
+cores), per step. That figure over the untracked step time is the overhead the budget (< 2%) is checked against."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset, shard_paths
@@ -14,6 +20,52 @@ from vlp.workloads.bench.stats import alternating, cpu_rate, ratio, steady_rate,
 from vlp.workloads.bench.step_clock import StepClock
 
 TRACKERS = ("off", "mlflow", "mlflow-inline")
+
+
+class TimedTracker:
+    """Passes every call on and adds up what the training thread waits in them, and the CPU time of the tracker's
+    own delivery thread (read at `close`, before the final flush, which is an end-of-run cost)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.call_seconds = 0.0
+        self.delivery_cpu_seconds = 0.0
+
+    def _timed(self, method, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self.call_seconds += time.perf_counter() - started
+
+    def log_params(self, params):
+        return self._timed(self.inner.log_params, params)
+
+    def set_tags(self, tags):
+        return self._timed(self.inner.set_tags, tags)
+
+    def log_metrics(self, metrics, step):
+        return self._timed(self.inner.log_metrics, metrics, step)
+
+    def pending(self):
+        return self._timed(self.inner.pending)
+
+    def requeue(self, points):
+        return self._timed(self.inner.requeue, points)
+
+    def close(self, timeout: float = 300.0) -> None:
+        self.delivery_cpu_seconds = thread_cpu_seconds(getattr(self.inner, "_worker", None))
+        self.inner.close(timeout)
+
+
+def thread_cpu_seconds(thread) -> float:
+    """CPU time a live thread of this process has used (0 for none)."""
+    if thread is None or not thread.is_alive():
+        return 0.0
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except (AttributeError, OSError):
+        return 0.0
 
 
 class InlineMlflowTracker:
@@ -88,15 +140,23 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
             Column("tracker", "tracking"), Column("samples_per_second", "samples/s (median)", "{:.0f}"),
             Column("range", "min–max"), Column("step_ms", "ms/step", "{:.2f}"), Column("overhead", "step time vs off", "{:+.2%}"),
             Column("cpu_ms", "CPU ms/step", "{:.2f}"), Column("cpu_overhead", "CPU time vs off", "{:+.2%}"),
+            Column("tracking_ms", "tracking work ms/step", "{:.3f}"), Column("direct_overhead", "tracking work / step", "{:.3%}"),
         ],
     )
     rates: dict[str, list[float]] = {name: [] for name in TRACKERS}
     cpu_rates: dict[str, list[float]] = {name: [] for name in TRACKERS}
     shards = [str(path) for path in shard_paths(data)]
+    direct_ms: dict[str, list[float]] = {name: [] for name in TRACKERS}
     for repeat, name in alternating(TRACKERS, repeats):
         run_id = start_run("bench-tracking", f"{name}-{repeat}", {"vlp.bench": "tracking"}, {}, tracking_uri)
         layout = RunLayout(str(root / "storage"), run_id)
-        inputs = TrainInputs(layout=layout, train_shards=shards, tracker_factory=lambda name=name, run_id=run_id: factories[name](run_id))
+        timed = []
+
+        def make_tracker(name=name, run_id=run_id):
+            timed.append(TimedTracker(factories[name](run_id)))
+            return timed[-1]
+
+        inputs = TrainInputs(layout=layout, train_shards=shards, tracker_factory=make_tracker)
         clock = StepClock("cpu")
         try:
             PretrainTrainer(spec, inputs).train()
@@ -104,10 +164,12 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
             clock.close()
         rate = steady_rate(clock.step_seconds(), batch_size, skip_steps)
         rates[name].append(rate)
+        tracking_seconds = sum(tracker.call_seconds + tracker.delivery_cpu_seconds for tracker in timed)
+        direct_ms[name].append(1000.0 * tracking_seconds / steps)
         # CPU time of this process: the training threads and the tracker's delivery thread.
         cpu_rates[name].append(cpu_rate([clock.step_cpu_seconds()], batch_size, skip_steps))
         report.runs.append({"tracker": name, "repeat": repeat, "samples_per_second": rate, "samples_per_cpu_second": cpu_rates[name][-1],
-                            "step_seconds": clock.step_seconds()})
+                            "tracking_ms_per_step": direct_ms[name][-1], "step_seconds": clock.step_seconds()})
         if on_run is not None:
             on_run(name, repeat, rate)
 
@@ -117,13 +179,17 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
         rate = summarize(rates[name])
         cpu = summarize(cpu_rates[name])["median"]
         slowdown, cpu_slowdown = ratio(off, rate["median"]), ratio(cpu_off, cpu)
+        tracking_ms = summarize(direct_ms[name])["median"]
         report.rows.append({
             "tracker": name, "samples_per_second": rate["median"], "range": f"{rate['min']:.0f}–{rate['max']:.0f}",
             "step_ms": 1000.0 * batch_size / rate["median"], "overhead": None if slowdown is None else slowdown - 1.0,
             "cpu_ms": None if not cpu else 1000.0 * batch_size / cpu, "cpu_overhead": None if cpu_slowdown is None else cpu_slowdown - 1.0,
+            "tracking_ms": tracking_ms, "direct_overhead": None if not off else tracking_ms / (1000.0 * batch_size / off),
         })
     report.summary = {f"{row['tracker']}_{kind}": row[kind] for row in report.rows if row["tracker"] != "off"
-                      for kind in ("overhead", "cpu_overhead")}
-    report.notes = ["overhead = (step time with tracking) / (step time without) − 1, medians over the repeats; "
-                    "negative values are noise"]
+                      for kind in ("overhead", "cpu_overhead", "direct_overhead")}
+    report.notes = ["step time vs off = (step time with tracking) / (step time without) − 1, medians over the repeats; "
+                    "run-to-run noise is several percent, negative values are noise",
+                    "tracking work = wall time inside tracker calls on the training thread + CPU time of the delivery "
+                    "thread, per step; over the untracked step time it is the overhead checked against the 2% budget"]
     return report.finish()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vlp.platform.errors import StorageError
@@ -68,3 +70,20 @@ def test_s3_round_trip_against_moto_server(s3_server, s3_bucket, monkeypatch):
     assert storage.exists(join(base, "one.txt")) and not storage.exists(join(base, "three.txt"))
     with pytest.raises(StorageError, match="no such object"):
         storage.read_bytes(join(base, "three.txt"))
+
+
+def test_a_checkpoint_sized_s3_write_goes_up_in_parts_and_reads_back_whole(s3_server, s3_bucket, monkeypatch):
+    from services import TEST_CREDENTIALS
+
+    from vlp.platform.storage.s3 import MULTIPART_PART_BYTES, MULTIPART_THRESHOLD, S3Storage
+
+    for key, value in {**TEST_CREDENTIALS, "AWS_ENDPOINT_URL": s3_server.url}.items():
+        monkeypatch.setenv(key, value)
+    storage = S3Storage()
+    payload = os.urandom(MULTIPART_THRESHOLD + 1)
+    uri = f"s3://{s3_bucket}/unit-storage/checkpoint.pt"
+    storage.write_bytes(uri, payload)
+    assert storage.read_bytes(uri) == payload
+    # A multipart object's ETag ends in "-<number of parts>".
+    etag = storage.client.head_object(Bucket=s3_bucket, Key="unit-storage/checkpoint.pt")["ETag"].strip('"')
+    assert etag.endswith(f"-{-(-len(payload) // MULTIPART_PART_BYTES)}")
