@@ -35,6 +35,6 @@ def test_bench_command_prints_a_table_and_writes_json(tmp_path):
     assert "write: multipart" in result.output and "wrote" in result.output
     (path,) = tmp_path.glob("checkpoint-transfer-*.json")
     report = json.loads(path.read_text())
-    assert [row["transfer"] for row in report["rows"]] == ["write: one PUT", "write: multipart", "read: one GET", "read: ranged parts"]
-    assert all(row["mb_per_second"] > 0 for row in report["rows"]) and len(report["runs"]) == 4
+    assert [row["transfer"] for row in report["rows"]] == ["write: one PUT", "write: multipart", "write: vlp write_bytes", "read: one GET", "read: ranged parts"]
+    assert all(row["mb_per_second"] > 0 for row in report["rows"]) and len(report["runs"]) == 5
     assert report["environment"]["load_average_start"] is not None
