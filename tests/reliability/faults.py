@@ -2,13 +2,14 @@
 
 moto keeps its objects in memory, so "killing the S3 endpoint" cannot mean stopping moto: the proxy in
 front of it goes down instead. While down it refuses connections and every open connection is cut, which
-is what clients see of a crashed endpoint. `cut_on(pattern, seconds)` waits for a request that contains
-`pattern` (say the key of a checkpoint being uploaded), lets its first bytes through, then goes down
+is what clients see of a crashed endpoint. `cut_on(pattern, seconds)` waits for a request that matches the
+regular expression `pattern` (say a PUT of a checkpoint's key), lets its first bytes through, then goes down
 mid-request for `seconds`.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -34,7 +35,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
-        self._trigger: tuple[bytes, float] | None = None
+        self._trigger: tuple[re.Pattern[bytes], float] | None = None
         self.up()
 
     @property
@@ -68,8 +69,8 @@ class FaultProxy:
         timer.start()
 
     def cut_on(self, pattern: bytes, seconds: float) -> None:
-        """Go down for `seconds` in the middle of the first request whose bytes contain `pattern`."""
-        self._trigger = (pattern, seconds)
+        """Go down for `seconds` in the middle of the first request whose bytes match the regular expression `pattern`."""
+        self._trigger = (re.compile(pattern), seconds)
 
     def outages(self) -> list[tuple[float, float, str]]:
         """(went down, came back, reason) for every outage so far."""
@@ -115,7 +116,7 @@ class FaultProxy:
                 if not chunk:
                     break
                 trigger = self._trigger if from_client else None
-                if trigger is not None and trigger[0] in chunk:
+                if trigger is not None and trigger[0].search(chunk):
                     self._trigger = None
                     # Half the request reaches the server, then the endpoint dies.
                     sink.sendall(chunk[: len(chunk) // 2])

@@ -105,7 +105,8 @@ def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3
         jobs[name] = start_training(spec, runtime.model_dump_json(), shards_in_s3, env, work / name)
 
     # Fault 1: the S3 endpoint dies in the middle of uploading the step-10 checkpoint and stays away.
-    proxy.cut_on(b"/checkpoints/step-00000010-", S3_OUTAGE_SECONDS)
+    # A PUT: the whole object, or (a checkpoint of 16 MB or more) one of its parts, never the multipart start.
+    proxy.cut_on(rb"PUT [^ ]*/checkpoints/step-00000010-", S3_OUTAGE_SECONDS)
     run_ids = {name: job.wait_for_line("RUN ", 300) for name, job in jobs.items()}
     faulty = jobs["faulty"]
     timeline["runs opened"] = time.monotonic() - started
