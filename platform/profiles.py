@@ -19,6 +19,7 @@ from vlp.platform.runtime import RuntimeContext, current_git_commit
 from vlp.platform.state import default_storage_root, default_tracking_uri
 
 LOCAL = "local"
+PROFILE_KEYS_HINT = "see examples/profiles.yaml or `vlp profiles show`"
 
 # Fields whose secret-sounding names hold references (a variable name, a file path, a Secret's name or key).
 REFERENCE_FIELDS = {
@@ -164,23 +165,9 @@ def _refuse_inline_secrets(document: Any, where: str, location: str = "") -> Non
 def _validate(document: dict[str, Any], where: str) -> ClusterProfile:
     from pydantic import ValidationError
 
+    from vlp.platform.spec.loading import describe_validation_error
+
     try:
         return ClusterProfile.model_validate(document)
     except ValidationError as err:
-        raise ProfileError(f"{where}: {_describe(err)}") from None
-
-
-def _describe(err) -> str:
-    """The first problem as `field.path: what is wrong`; pydantic's messages here never include the input."""
-    problems = err.errors(include_input=False)
-    first = problems[0]
-    location = ".".join(str(part) for part in first["loc"]) or "(root)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key (see examples/profiles.yaml or `vlp profiles show`)"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    elif message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"{location}: {message}{more}"
+        raise ProfileError(f"{where}: {describe_validation_error(err, PROFILE_KEYS_HINT)}") from None

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated VLP_HOME per test, and real S3 (moto) and MLflow servers on 127.0.0.1."""
+"""Shared fixtures: an isolated VLP_HOME per test, real S3 (moto) and MLflow servers on 127.0.0.1, and one torch
+thread for tests of tiny models."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from services import TEST_CREDENTIALS, VLP, start_mlflow, start_moto  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a shared 2-core machine run with one intra-op thread: with two, each op's hand-off between
+    threads cost more than the op whenever other processes held the cores (measured 10-100× slower). A module
+    opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

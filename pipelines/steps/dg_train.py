@@ -10,10 +10,9 @@ every argument that is another task's output with the loop item, so nothing else
 from __future__ import annotations
 
 import json
-import os
 
 from vlp.pipelines.steps.context import decode, storage_root
-from vlp.pipelines.steps.pretrain import MAX_NAME_PREFIX, PASSTHROUGH_ENV
+from vlp.pipelines.steps.launching import worker_launch_request
 from vlp.platform.launch.torchx_launcher import LaunchFailed, LaunchRequest, launch_and_wait
 from vlp.platform.layout import RunLayout
 from vlp.platform.storage import open_storage
@@ -86,28 +85,4 @@ def launch_request(spec, runtime, layout: RunLayout, dataset_uri: str, pretraine
         "--pretrained", pretrained,
         "--child-runs", json.dumps(children),
     ]
-    env, cluster = {}, {}
-    if runtime.scheduler == "local_cwd":
-        env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-        # All "nodes" share this machine: split its cores so processes don't oversubscribe them.
-        env["VLP_THREADS_PER_PROC"] = str(max(1, (os.cpu_count() or 1) // spec.resources.world_size))
-    if runtime.scheduler == "kubernetes":
-        from vlp.platform.launch.kubernetes_pods import run_labels
-
-        labels = run_labels(spec.team, spec.name, spec.spec_hash(), runtime.run_key)
-        pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}})
-        cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
-    return LaunchRequest(
-        module=WORKER_MODULE,
-        args=args,
-        nodes=spec.resources.nodes,
-        procs_per_node=spec.resources.procs_per_node,
-        gpus_per_node=spec.resources.gpus_per_node,
-        max_restarts=spec.resources.max_restarts,
-        name=f"{spec.name[:MAX_NAME_PREFIX - 3].rstrip('-')}-dg",
-        image=runtime.image,
-        scheduler=runtime.scheduler,
-        scheduler_cfg=dict(runtime.scheduler_cfg),
-        env=env,
-        **cluster,
-    )
+    return worker_launch_request(spec, runtime, WORKER_MODULE, args, "dg")

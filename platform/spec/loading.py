@@ -68,15 +68,16 @@ def apply_overrides(document: dict[str, Any], overrides) -> dict[str, Any]:
     return result
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """The first problem as `field.path: what is wrong`, plus how many more there are."""
-    problems = err.errors()
+def describe_validation_error(err: ValidationError, unknown_key_hint: str = "check the spelling; `vlp run --help` lists the fields") -> str:
+    """The first problem as `field.path: what is wrong`, plus how many more there are. The input is never quoted
+    (it may be a secret); `unknown_key_hint` says where the valid keys are listed."""
+    problems = err.errors(include_input=False)
     first = problems[0]
     # Keys come from the user's file: quote any that is not a plain name, so a newline in a key stays on one line.
     location = ".".join(part if PLAIN_KEY.match(part) else repr(part) for part in map(str, first["loc"])) or "(root)"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling; `vlp run --help` lists the fields)"
+        message = f"unknown key ({unknown_key_hint})"
     elif first["type"] == "missing":
         message = "required field is missing"
     elif message.startswith("Value error, "):

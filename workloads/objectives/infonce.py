@@ -15,27 +15,14 @@ PACL's text-conditioned patch pooling.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
 from vlp.workloads.objectives.gather import gather, world
+from vlp.workloads.objectives.gathered_loss import GatheredContrastiveLoss
 
 
-def dot_score(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-    return image_features @ text_features.T
-
-
-class InfoNCELoss(torch.nn.Module):
-    def __init__(self, local_loss: bool = True, gather_with_grad: bool = True, score: Callable = dot_score):
-        super().__init__()
-        if local_loss and not gather_with_grad:
-            raise ValueError("local_loss needs gather_with_grad")
-        self.local_loss = local_loss
-        self.gather_with_grad = gather_with_grad
-        self.score = score
-
+class InfoNCELoss(GatheredContrastiveLoss):
     def forward(self, image_repr, text_features, logit_scale, logit_bias=None, weigh=None) -> torch.Tensor:
         """`weigh(pair_losses, local) -> weights`: optional per-pair weights from the detached pair losses."""
         rank, _ = world()

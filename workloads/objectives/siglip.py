@@ -9,24 +9,14 @@ weighs only the positive (diagonal) terms, where a mismatched caption does its d
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
 from vlp.workloads.objectives.gather import gather, world
-from vlp.workloads.objectives.infonce import dot_score
+from vlp.workloads.objectives.gathered_loss import GatheredContrastiveLoss
 
 
-class SigLipLoss(torch.nn.Module):
-    def __init__(self, local_loss: bool = True, gather_with_grad: bool = True, score: Callable = dot_score):
-        super().__init__()
-        if local_loss and not gather_with_grad:
-            raise ValueError("local_loss needs gather_with_grad")
-        self.local_loss = local_loss
-        self.gather_with_grad = gather_with_grad
-        self.score = score
-
+class SigLipLoss(GatheredContrastiveLoss):
     def forward(self, image_repr, text_features, logit_scale, logit_bias=None, weigh=None) -> torch.Tensor:
         rank, _ = world()
         all_texts = gather(text_features, self.gather_with_grad)

@@ -32,7 +32,7 @@ def test_tiny_study_runs_end_to_end_with_child_runs_and_a_table(vlp_home, monkey
     from vlp.pipelines.steps import dg_data, dg_pretrained, dg_report, dg_train, start_run
     from vlp.platform.profiles import local_runtime
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers' torch: see one_thread.py
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers' torch: see the `one_thread` fixture in tests/conftest.py
     spec = spec_from_dict(yaml.safe_load(STUDY))
     runtime = local_runtime()
     spec_json, runtime_json = json.dumps(spec.model_dump(mode="json", by_alias=True)), runtime.model_dump_json()

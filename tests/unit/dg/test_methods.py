@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from dg_toy import colour_domains, tiny_pretrained
 
-from one_thread import one_thread  # noqa: F401  (autouse)
 from vlp.platform.spec.dg import DgSection, IndigoSection
 from vlp.workloads.dg.data import split_for
 from vlp.workloads.dg.erm import Erm
 from vlp.workloads.dg.indigo import Indigo
 from vlp.workloads.dg.method import StudyContext, frozen_image_features
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context(held_out: str = "light", finetune: bool = True) -> StudyContext:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from dg_toy import colour_domains
-from one_thread import one_thread  # noqa: F401  (autouse)
 
 from vlp.platform.spec.dg import DgSection
 from vlp.platform.tracking.protocol import NullTracker
@@ -14,6 +13,8 @@ from vlp.workloads.dg.selection import select_without_training, train_and_select
 from vlp.workloads.dg.study import summarise
 from vlp.workloads.dg.table import flat_metrics, markdown_table
 from vlp.workloads.train.distributed import DistContext
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SINGLE = DistContext(rank=0, world_size=1, local_world_size=1, device=torch.device("cpu"))
 

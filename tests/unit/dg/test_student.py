@@ -6,8 +6,9 @@ import pytest
 import torch
 from dg_toy import tiny_pretrained
 
-from one_thread import one_thread  # noqa: F401  (autouse)
 from vlp.workloads.dg.student import StudentEncoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("preset, kind", [("shapes-rn-tiny", "resnet"), ("shapes-vit-tiny", "vit")])

@@ -11,7 +11,7 @@ from services import VLP
 
 
 def run_vlp(*args, cwd):
-    # One intra-op thread, as in-process tests use (see one_thread_eval.py): the model is tiny and the cores shared.
+    # One intra-op thread, as in-process tests use (the `one_thread` fixture in tests/conftest.py): the model is tiny and the cores shared.
     return subprocess.run([VLP, *args], cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
 
 

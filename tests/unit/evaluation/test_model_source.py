@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.platform.errors import VlpUserError
 from vlp.workloads.evaluation.model_source import load_model
 from vlp.workloads.models.catalog import load_model_cfg
 from vlp.workloads.models.factory import build_model_from_cfg
 from vlp.workloads.train.checkpoint import Checkpointer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PRESET = "shapes-rn-tiny"
 

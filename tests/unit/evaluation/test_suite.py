@@ -6,11 +6,12 @@ import pytest
 from colour_toy import toy_model, write_image_folder, write_shards
 from PIL import Image
 
-from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.workloads.data.readers import ReaderOptions, open_source
 from vlp.workloads.evaluation.publish import flat_metrics, write_results
 from vlp.workloads.evaluation.suite import run_suite
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SECTION = EvalSection(templates=("a {} square",), probe_split=(0.5, 0.25), batch_size=7)
 

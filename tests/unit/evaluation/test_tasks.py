@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from one_thread_eval import one_thread  # noqa: F401  (autouse)
 from vlp.workloads.evaluation.domain_accuracy import per_domain_accuracy
 from vlp.workloads.evaluation.linear_probe import ProbeSplits, fit_logistic_regression, linear_probe, split_indices
 from vlp.workloads.evaluation.modality_gap import modality_gap
 from vlp.workloads.evaluation.segmentation import confusion, ground_truth, iou_metrics, predict_segmentation
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def separable(count: int, classes: int, seed: int, noise: float = 0.05):

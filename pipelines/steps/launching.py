@@ -1,0 +1,46 @@
+"""What the training steps share: the TorchX launch request for a worker module, with the environment a local
+job needs and the pod settings a cluster job needs."""
+
+from __future__ import annotations
+
+import os
+
+from vlp.platform.launch.torchx_launcher import LaunchRequest
+
+# Passed through to local workers when set; values never appear in arguments or logs.
+PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                   "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "VLP_HOME", "PYTHONSAFEPATH")
+# Volcano names pods "<job name>-<14-char suffix>-<role>-<replica>-0", and a pod name must fit in 63 characters.
+MAX_JOB_NAME = 36
+
+
+def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffix: str) -> LaunchRequest:
+    """`module` under torchrun in the spec's shape, named `<experiment name>-<job_suffix>` (at most MAX_JOB_NAME characters)."""
+    env = {}
+    if runtime.scheduler == "local_cwd":
+        env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
+        # All "nodes" share this machine: split its cores so processes don't oversubscribe them.
+        env["VLP_THREADS_PER_PROC"] = str(max(1, (os.cpu_count() or 1) // spec.resources.world_size))
+    cluster = {}
+    if runtime.scheduler == "kubernetes":
+        from vlp.platform.launch.kubernetes_pods import run_labels
+
+        # Credentials reach the workers from Secrets named in the pod settings, never from this step's environment.
+        labels = run_labels(spec.team, spec.name, spec.spec_hash(), runtime.run_key)
+        pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}})
+        cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
+    prefix_budget = MAX_JOB_NAME - len(job_suffix) - 1
+    return LaunchRequest(
+        module=module,
+        args=args,
+        nodes=spec.resources.nodes,
+        procs_per_node=spec.resources.procs_per_node,
+        gpus_per_node=spec.resources.gpus_per_node,
+        max_restarts=spec.resources.max_restarts,
+        name=f"{spec.name[:prefix_budget].rstrip('-')}-{job_suffix}",
+        image=runtime.image,
+        scheduler=runtime.scheduler,
+        scheduler_cfg=dict(runtime.scheduler_cfg),
+        env=env,
+        **cluster,
+    )
