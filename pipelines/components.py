@@ -83,3 +83,17 @@ DG_STEP_FUNCTIONS = (start_run, dg_data, dg_domains, dg_pretrained, dg_train, dg
 def as_component(function, image: str):
     # No `pip install kfp` in the step: the image (or the local interpreter) already has vlp and kfp.
     return dsl.component(function, base_image=image, install_kfp_package=False)
+
+
+def step_factory(functions, image: str, configure_step=None):
+    """`(components by function name, configured)`: `configured(task, step_name)` switches caching off (every step
+    reads and writes MLflow) and applies `configure_step`, the cluster settings (kfp-kubernetes), if given."""
+    step = {function.__name__: as_component(function, image) for function in functions}
+
+    def configured(task, name: str):
+        task.set_caching_options(False)
+        if configure_step is not None:
+            configure_step(task, name)
+        return task
+
+    return step, configured

@@ -10,13 +10,7 @@ PIPELINE_NAME = "vlp-pretrain"
 
 def build_pipeline(image: str, configure_step=None):
     """The pipeline function; `configure_step(task, step_name)` adds cluster settings (kfp-kubernetes) per task."""
-    step = {function.__name__: components.as_component(function, image) for function in components.STEP_FUNCTIONS}
-
-    def configured(task, name: str):
-        task.set_caching_options(False)
-        if configure_step is not None:
-            configure_step(task, name)
-        return task
+    step, configured = components.step_factory(components.STEP_FUNCTIONS, image, configure_step)
 
     @dsl.pipeline(name=PIPELINE_NAME, description="vlp: prepare data, pretrain, evaluate, register")
     def pretrain_pipeline(spec_json: str, runtime_json: str):
