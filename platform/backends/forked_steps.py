@@ -17,11 +17,13 @@ import os
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from typing import Iterator
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
 # What the children should find imported: kfp's executor and the MLflow client every step uses.
+INTERRUPTED_STEP_GRACE_SECONDS = 30.0
 PRELOADED_MODULES = ("kfp.dsl.executor_main", "mlflow.tracking", "mlflow.entities")
 
 
@@ -77,12 +79,25 @@ def run_in_fork(source: str, executor_args: list[str], env_vars: dict[str, str])
             os.close(read_end)
             _run_child(write_end, module_path, executor_args, env_vars)
         os.close(write_end)
-        with os.fdopen(read_end, "r", errors="replace") as output:
-            for line in output:
-                print(line, end="")
+        try:
+            with os.fdopen(read_end, "r", errors="replace") as output:
+                for line in output:
+                    print(line, end="")
+        except KeyboardInterrupt:
+            # Ctrl-C reached the step too; give it time to cancel its job before this process goes.
+            _wait_briefly(pid, INTERRUPTED_STEP_GRACE_SECONDS)
+            raise
         print("\n")
         _, wait_status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(wait_status)
+
+
+def _wait_briefly(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0] != 0:
+            return
+        time.sleep(0.1)
 
 
 def _run_child(output_fd: int, module_path: str, executor_args: list[str], env_vars: dict[str, str]) -> None:
@@ -94,8 +109,9 @@ def _run_child(output_fd: int, module_path: str, executor_args: list[str], env_v
         os.close(output_fd)
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)
+        # As in a fresh interpreter: Ctrl-C raises KeyboardInterrupt (the train step cancels its job on it).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         root = logging.getLogger()
         for handler in list(root.handlers):
             root.removeHandler(handler)
