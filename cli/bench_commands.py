@@ -132,6 +132,7 @@ def tracking(
     log_every: int = typer.Option(10, "--log-every", min=1, help="Log metrics every N steps."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per tracking mode, alternating."),
     preset: str = typer.Option("shapes-rn-tiny", "--preset", help="Model preset."),
+    server: bool = typer.Option(False, "--server/--sqlite", help="Log to an MLflow server started on 127.0.0.1 instead of a SQLite file."),
     out: Path = _out_option(),
     json_output: bool = _json_option(),
 ) -> None:
@@ -139,7 +140,7 @@ def tracking(
     from vlp.workloads.bench.tracking_overhead import run_tracking_overhead
 
     on_run = None if json_output else (lambda name, repeat, rate: typer.echo(f"  {name} #{repeat}: {rate:.0f} samples/s", err=True))
-    _finish(run_tracking_overhead(out / "work", steps, skip_steps, batch_size, log_every, repeats, preset, on_run=on_run), out, json_output)
+    _finish(run_tracking_overhead(out / "work", steps, skip_steps, batch_size, log_every, repeats, preset, server=server, on_run=on_run), out, json_output)
 
 
 @app.command("checkpoint-transfer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,12 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "vlp-bench", "AWS_SECRET_ACCESS_KEY": "vlp-b
 def loopback_s3(workdir: Path, bucket: str = "vlp-bench") -> Iterator[str]:
     """Yields `s3://bucket`; `AWS_ENDPOINT_URL` and credentials point at the loopback server until the block ends."""
     from vlp.platform.errors import VlpUserError
+    from vlp.platform.launch.torchx_launcher import free_port
 
     moto = BIN / "moto_server"
     if not moto.exists():
         raise VlpUserError("the s3:// benchmarks need moto's server (pip install 'moto[server]', part of vlp's test extras)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     Path(workdir).mkdir(parents=True, exist_ok=True)
     log = open(Path(workdir) / "moto.log", "ab")
@@ -35,7 +33,7 @@ def loopback_s3(workdir: Path, bucket: str = "vlp-bench") -> Iterator[str]:
                                env={**os.environ, **CREDENTIALS})
     saved = {name: os.environ.get(name) for name in (*CREDENTIALS, "AWS_ENDPOINT_URL")}
     try:
-        _wait_for(endpoint + "/moto-api/", process)
+        wait_for_http(endpoint + "/moto-api/", process, "moto_server")
         os.environ.update({**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
         from vlp.platform.storage.s3 import make_client
 
@@ -47,12 +45,7 @@ def loopback_s3(workdir: Path, bucket: str = "vlp-bench") -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
@@ -69,14 +62,24 @@ def upload_directory(local_dir: Path, uri: str) -> list[str]:
     return uris
 
 
-def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
+    """Until `url` answers; fails if the server process exits first or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {process.returncode}")
+            raise RuntimeError(f"{name} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.2)
-    raise TimeoutError(f"moto_server did not answer at {url} within {timeout:.0f}s")
+    raise TimeoutError(f"{name} did not answer at {url} within {timeout:.0f}s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -88,8 +88,6 @@ class InlineMlflowTracker:
         self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -106,7 +104,20 @@ class InlineMlflowTracker:
 
 
 def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, batch_size: int = 256, log_every: int = 10,
-                          repeats: int = 3, preset: str = "shapes-rn-tiny", on_run=None) -> BenchReport:
+                          repeats: int = 3, preset: str = "shapes-rn-tiny", server: bool = False, on_run=None) -> BenchReport:
+    """`server`: log to an MLflow server on 127.0.0.1 (HTTP per request) instead of a SQLite file."""
+    import contextlib
+
+    from vlp.workloads.bench.loopback_mlflow import loopback_mlflow
+
+    root = Path(workdir) / ("tracking-server" if server else "tracking")
+    with loopback_mlflow(root / "server") if server else contextlib.nullcontext(f"sqlite:///{root / 'mlflow.db'}") as tracking_uri:
+        return _measure(Path(workdir), root, tracking_uri, "MLflow server on 127.0.0.1" if server else "SQLite store",
+                        steps, skip_steps, batch_size, log_every, repeats, preset, on_run)
+
+
+def _measure(workdir: Path, root: Path, tracking_uri: str, store: str, steps: int, skip_steps: int, batch_size: int,
+             log_every: int, repeats: int, preset: str, on_run) -> BenchReport:
     from vlp.platform.layout import RunLayout
     from vlp.platform.spec import spec_from_dict
     from vlp.platform.tracking.mlflow_tracker import MlflowTracker
@@ -114,10 +125,7 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
     from vlp.platform.tracking.runs import start_run
     from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
 
-    workdir = Path(workdir)
     data = ensure_pairs_dataset(workdir / "cache", max(8000, steps * batch_size // 4))
-    root = workdir / "tracking"
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     root.mkdir(parents=True, exist_ok=True)
     spec = spec_from_dict({
         "name": "bench-tracking",
@@ -133,7 +141,7 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
     report = BenchReport(
         name="tracking",
         title=f"Tracking overhead: step time with MLflow logging every {log_every} steps vs off "
-              f"({preset}, batch {batch_size}, 1 process, SQLite store)",
+              f"({preset}, batch {batch_size}, 1 process, {store})",
         settings={"steps": steps, "skip_steps": skip_steps, "batch_size": batch_size, "log_every": log_every,
                   "repeats": repeats, "preset": preset, "tracking_uri": tracking_uri},
         columns=[
