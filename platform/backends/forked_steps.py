@@ -7,6 +7,8 @@ memory, environment, exit code and output), through kfp's own executor, so input
 handler and caching stay kfp.local's; only the process start is different.
 
 Only the standard lightweight-component command is forked; anything else goes to kfp's own subprocess path.
+This hooks kfp.local's `subprocess_task_handler.run_local_subprocess` and MLflow's engine cache (kfp 2.17,
+MLflow 3.x); tests/unit/platform/test_forked_steps.py fails if an upgrade moves either.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Iterator
 
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
 # What the children should find imported: kfp's executor and the MLflow client every step uses.
-INTERRUPTED_STEP_GRACE_SECONDS = 30.0
 PRELOADED_MODULES = ("kfp.dsl.executor_main", "mlflow.tracking", "mlflow.entities")
+INTERRUPTED_STEP_GRACE_SECONDS = 30.0
 
 
 @contextlib.contextmanager
