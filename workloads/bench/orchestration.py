@@ -2,7 +2,7 @@
 
 Both paths train the same spec on the same (already generated) shards:
 
-- `vlp run FILE --set …`: the KFP pipeline under kfp.local, each step a fresh process, TorchX launching torchrun;
+- `vlp run FILE --set …`: the KFP pipeline under kfp.local, each step a forked process, TorchX launching torchrun;
 - direct: a fresh `python -m vlp.workloads.bench.direct_launch` process that does what a researcher's launch script
   does: open the MLflow run, store the spec, start torchrun in the spec's shape (one agent per node) on the module.
 

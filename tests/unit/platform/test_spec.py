@@ -80,3 +80,13 @@ def test_repository_experiments_validate():
         # Every pipeline step re-validates the spec from JSON: it must survive the round trip unchanged.
         again = spec_from_dict(json.loads(json.dumps(spec.model_dump(mode="json", by_alias=True))))
         assert again.spec_hash() == spec.spec_hash(), path.name
+
+
+def test_evaluation_measures_nothing_only_when_every_measurement_is_off():
+    from vlp.platform.spec.evaluation import EvalSection
+
+    measurements = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap", "per_domain")
+    everything_off = {name: False for name in measurements}
+    assert not EvalSection(**everything_off, plots=True).measures_anything
+    for name in measurements:
+        assert EvalSection(**{**everything_off, name: True}).measures_anything
