@@ -14,13 +14,17 @@ PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_K
 MAX_JOB_NAME = 36
 
 
+def threads_per_process(world_size: int) -> int:
+    """All "nodes" of a local job share this machine: split its cores so processes don't oversubscribe them."""
+    return max(1, (os.cpu_count() or 1) // world_size)
+
+
 def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffix: str) -> LaunchRequest:
     """`module` under torchrun in the spec's shape, named `<experiment name>-<job_suffix>` (at most MAX_JOB_NAME characters)."""
     env = {}
     if runtime.scheduler == "local_cwd":
         env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-        # All "nodes" share this machine: split its cores so processes don't oversubscribe them.
-        env["VLP_THREADS_PER_PROC"] = str(max(1, (os.cpu_count() or 1) // spec.resources.world_size))
+        env["VLP_THREADS_PER_PROC"] = str(threads_per_process(spec.resources.world_size))
     cluster = {}
     if runtime.scheduler == "kubernetes":
         from vlp.platform.launch.kubernetes_pods import run_labels

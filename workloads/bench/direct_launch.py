@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    from vlp.pipelines.steps.launching import threads_per_process
     from vlp.platform.launch.torchx_launcher import free_port
     from vlp.platform.layout import RunLayout
     from vlp.platform.spec import spec_from_dict
@@ -49,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = RunLayout(storage_root, run_id)
     open_storage(layout.spec).write_bytes(layout.spec, json.dumps(spec_document).encode())
     worker_args = ["--storage-root", storage_root, "--run-id", run_id, "--tracking-uri", tracking_uri, "--train-data", args.train_uri]
-    world = spec.resources.world_size
-    env = {**os.environ, "VLP_THREADS_PER_PROC": str(max(1, (os.cpu_count() or 1) // world))}
+    env = {**os.environ, "VLP_THREADS_PER_PROC": str(threads_per_process(spec.resources.world_size))}
     agents = [subprocess.Popen(command, env=env) for command in
               torchrun_commands(spec.resources.nodes, spec.resources.procs_per_node, free_port(), worker_args)]
     codes = [agent.wait() for agent in agents]
