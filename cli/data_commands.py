@@ -14,7 +14,10 @@ def make_shapes(
     out: str = typer.Option(..., "--out", help="Target directory or s3://bucket/prefix."),
     samples: int = typer.Option(10_000, "--samples", min=1, help="Number of image-text pairs."),
     seed: int = typer.Option(0, "--seed", help="Generator seed (same seed, same bytes)."),
-    image_size: int = typer.Option(32, "--image-size", min=16, max=512, help="Image side in pixels."),
+    image_size: int = typer.Option(32, "--image-size", min=16, max=512, help="Image side in pixels (the shorter side with --max-aspect-ratio)."),
+    max_aspect_ratio: float = typer.Option(1.0, "--max-aspect-ratio", min=1.0, max=2.0, help="Longer/shorter side drawn per image from [1, this]; 1 keeps images square."),
+    image_format: str = typer.Option("png", "--format", help="png, or jpg (JPEG, as img2dataset writes photos)."),
+    jpeg_quality: int = typer.Option(90, "--jpeg-quality", min=1, max=95, help="JPEG quality with --format jpg."),
     max_objects: int = typer.Option(2, "--max-objects", min=1, max=3, help="Up to this many shapes per image."),
     noise: float = typer.Option(0.0, "--caption-noise", min=0.0, max=1.0, help="Fraction of captions swapped with another image's."),
     partial: float = typer.Option(0.5, "--partial-captions", min=0.0, max=1.0, help="Fraction of captions without colour/size words."),
@@ -30,7 +33,8 @@ def make_shapes(
 
     join(out)  # validates the URI before any work
     params = ShapesParams(
-        samples=samples, seed=seed, image_size=image_size, max_objects=max_objects,
+        samples=samples, seed=seed, image_size=image_size, max_aspect_ratio=max_aspect_ratio, image_format=image_format,
+        jpeg_quality=jpeg_quality, max_objects=max_objects,
         caption_noise_rate=noise, partial_caption_rate=partial, shard_size=shard_size,
     )
     with Progress(transient=True, disable=json_output) as progress:

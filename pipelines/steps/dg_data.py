@@ -32,7 +32,8 @@ def ensure_dataset(spec, runtime) -> str:
 
     shapes = spec.data.shapes
     params = ShapesParams(
-        samples=dg.samples, seed=shapes.seed + DG_SEED_OFFSET, image_size=shapes.image_size, min_objects=1, max_objects=1,
+        samples=dg.samples, seed=shapes.seed + DG_SEED_OFFSET, image_size=shapes.image_size, max_aspect_ratio=shapes.max_aspect_ratio,
+        image_format=shapes.image_format, jpeg_quality=shapes.jpeg_quality, min_objects=1, max_objects=1,
         styles=tuple(shapes.styles), partial_caption_rate=0.0, caption_noise_rate=0.0, shard_size=shapes.shard_size,
     )
     dataset_uri, _ = ensure_shapes(storage_root(spec, runtime), params)

@@ -39,7 +39,10 @@ def run(spec_json: str, runtime_json: str, run_id: str) -> PreparedData:
     from vlp.workloads.data.shapes import ShapesParams
 
     shapes = spec.data.shapes
-    common = dict(image_size=shapes.image_size, styles=tuple(shapes.styles), shard_size=shapes.shard_size)
+    common = dict(
+        image_size=shapes.image_size, max_aspect_ratio=shapes.max_aspect_ratio, image_format=shapes.image_format,
+        jpeg_quality=shapes.jpeg_quality, styles=tuple(shapes.styles), shard_size=shapes.shard_size,
+    )
     train = ShapesParams(
         samples=shapes.train_samples, seed=shapes.seed, min_objects=1, max_objects=shapes.max_objects,
         partial_caption_rate=shapes.partial_caption_rate, caption_noise_rate=shapes.caption_noise_rate, **common,

@@ -19,7 +19,13 @@ class ShapesSection(Section):
     eval_samples: int = Field(1_000, ge=16, le=1_000_000)
     """Number of held-out pairs (generated with a different seed) for evaluation."""
     image_size: int = Field(32, ge=16, le=512)
-    """Side of the square images in pixels."""
+    """Side of the square images in pixels; with `max_aspect_ratio` above 1, the shorter side."""
+    max_aspect_ratio: float = Field(1.0, ge=1.0, le=2.0)
+    """Longer side / shorter side drawn uniformly from [1, this] per image, landscape or portrait (1: square)."""
+    image_format: Literal["png", "jpg"] = "png"
+    """`png` (lossless) or `jpg` (JPEG, as img2dataset writes photos: training and evaluation pay real decode costs)."""
+    jpeg_quality: int = Field(90, ge=1, le=95)
+    """JPEG quality when `image_format: jpg`."""
     max_objects: int = Field(2, ge=1, le=3)
     """Each image holds between 1 and this many shapes."""
     styles: tuple[Literal["photo", "cartoon", "sketch", "painting"], ...] = SHAPE_STYLES

@@ -13,6 +13,8 @@ never touches a picture or a clean caption, `partial_caption_rate` never touches
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
 import multiprocessing
@@ -24,6 +26,7 @@ from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 from vlp.platform.errors import VlpUserError
 from vlp.platform.storage import join, open_storage
@@ -34,6 +37,9 @@ COLOURS: tuple[str, ...] = tuple(COLOUR_RGB)
 SIZES: tuple[str, ...] = ("small", "large")
 FORMAT = "vlp-shapes/1"
 MANIFEST = "manifest.json"
+MAX_IMAGE_SIZE = 512
+MAX_ASPECT_RATIO = 2.0  # the renderer's textures cover canvases up to twice the scale
+IMAGE_FORMATS = ("png", "jpg")
 
 __all__ = [
     "SHAPES", "COLOURS", "COLOUR_RGB", "SIZES", "STYLES", "FORMAT", "MANIFEST",
@@ -54,7 +60,15 @@ class ShapesParams:
     seed: int
     """Seed; sample i depends only on (seed, i)."""
     image_size: int = 32
-    """Side of the square RGB images, in pixels."""
+    """Side of the square RGB images in pixels; with `max_aspect_ratio` above 1, the shorter side."""
+    max_aspect_ratio: float = 1.0
+    """Each image's longer side is `image_size` times a ratio drawn uniformly from [1, this], landscape or portrait
+    by a coin (1: square images). The shapes stay in the centred `image_size` square, so a centre crop keeps them."""
+    image_format: str = "png"
+    """`png` (lossless, entry `png`) or `jpg` (JPEG at `jpeg_quality`, entry `jpg`, as img2dataset writes photos).
+    Masks are PNG either way."""
+    jpeg_quality: int = 90
+    """JPEG quality (1-95) when `image_format` is `jpg`."""
     min_objects: int = 1
     """Fewest shapes in one image."""
     max_objects: int = 2
@@ -73,8 +87,14 @@ class ShapesParams:
         problems = []
         if self.samples < 1:
             problems.append(f"samples must be >= 1 (got {self.samples})")
-        if self.image_size < 16:
-            problems.append(f"image_size must be >= 16 (got {self.image_size})")
+        if not 16 <= self.image_size <= MAX_IMAGE_SIZE:
+            problems.append(f"image_size must be in [16, {MAX_IMAGE_SIZE}] (got {self.image_size})")
+        if not 1.0 <= self.max_aspect_ratio <= MAX_ASPECT_RATIO:
+            problems.append(f"max_aspect_ratio must be in [1, {MAX_ASPECT_RATIO}] (got {self.max_aspect_ratio})")
+        if self.image_format not in IMAGE_FORMATS:
+            problems.append(f"image_format must be one of {', '.join(IMAGE_FORMATS)} (got {self.image_format!r})")
+        if not 1 <= self.jpeg_quality <= 95:
+            problems.append(f"jpeg_quality must be in [1, 95] (got {self.jpeg_quality})")
         if not 1 <= self.min_objects <= self.max_objects <= 6:
             problems.append(f"need 1 <= min_objects <= max_objects <= 6 (got {self.min_objects}, {self.max_objects})")
         unknown = [s for s in self.styles if s not in STYLES]
@@ -165,7 +185,7 @@ def _noisy_caption(params: ShapesParams, index: int, scene: _Scene) -> str | Non
 
 
 def render_sample(params: ShapesParams, index: int) -> dict:
-    """Sample `index`: {"__key__", "png" (RGB), "mask.png" (L: 0 background, i+1 object i), "txt", "json"}.
+    """Sample `index`: {"__key__", "png" or "jpg" (RGB), "mask.png" (L: 0 background, i+1 object i), "txt", "json"}.
 
     `json` holds shape/colour/size of the first (largest) object, the style, every object with its
     tight [x0, y0, x1, y1) pixel box, the clean caption and whether `txt` was replaced by noise.
@@ -173,8 +193,13 @@ def render_sample(params: ShapesParams, index: int) -> dict:
     rng = np.random.default_rng([params.seed, index])
     scene = _scene(params, rng)
     noisy_caption = _noisy_caption(params, index, scene)
+    # Square datasets draw nothing here, so they stay what they were before aspect ratios existed.
+    height, width = _canvas(params, rng) if params.max_aspect_ratio > 1.0 else (params.image_size, params.image_size)
     placed = shapes_render.place(rng, params.image_size, list(scene.objects))
-    image, mask, boxes = shapes_render.render(rng, params.image_size, scene.style, placed)
+    # The shapes were placed in an image_size square; centre that square on the canvas.
+    dx, dy = (width - params.image_size) // 2, (height - params.image_size) // 2
+    placed = [dataclasses.replace(obj, x=obj.x + dx, y=obj.y + dy) for obj in placed] if dx or dy else placed
+    image, mask, boxes = shapes_render.render(rng, params.image_size, scene.style, placed, (height, width))
     shape, colour, size = scene.objects[0]
     meta = {
         "shape": shape,
@@ -189,11 +214,27 @@ def render_sample(params: ShapesParams, index: int) -> dict:
     }
     return {
         "__key__": f"{index:08d}",
-        "png": shapes_render.encode_png(image),
+        params.image_format: _encode(image, params),
         "mask.png": shapes_render.encode_png(mask),
         "txt": noisy_caption if noisy_caption is not None else scene.caption_clean,
         "json": meta,
     }
+
+
+def _canvas(params: ShapesParams, rng: np.random.Generator) -> tuple[int, int]:
+    """(height, width): the short side `image_size`, the long one `image_size` × a ratio in [1, max_aspect_ratio]."""
+    ratio_u, landscape_u = rng.random(2).tolist()
+    long_side = round(params.image_size * (1.0 + ratio_u * (params.max_aspect_ratio - 1.0)))
+    short_side = params.image_size
+    return (short_side, long_side) if landscape_u < 0.5 else (long_side, short_side)
+
+
+def _encode(image: np.ndarray, params: ShapesParams) -> bytes:
+    if params.image_format == "png":
+        return shapes_render.encode_png(image)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=params.jpeg_quality)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +349,8 @@ def generate_shapes(
         "samples": params.samples,
         "seed": params.seed,
         "image_size": params.image_size,
+        "max_aspect_ratio": params.max_aspect_ratio,
+        "image_format": params.image_format,
         "shards": [shard_name(shard) for shard in range(n_shards)],
         "shard_sizes": sizes,
         "classes": {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES)},

@@ -317,10 +317,12 @@ def _bank(size: int) -> dict[str, np.ndarray]:
 
 
 def _texture(rng: np.random.Generator, size: int, kind: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A random h×w crop of one of the bank's tiles at this scale; h and w may be up to twice `size`."""
     tiles = _bank(size)[kind]
     h, w = shape or (size, size)
     u = rng.random(5).tolist()
-    k, oy, ox, flip, transpose = (int(v * m) for v, m in zip(u, (len(tiles), size, size, 4, 2)))
+    room = min(size, tiles.shape[1] - max(h, w) + 1)  # square canvases: `size` offsets, as ever
+    k, oy, ox, flip, transpose = (int(v * m) for v, m in zip(u, (len(tiles), room, room, 4, 2)))
     if transpose:
         h, w = w, h
     tile = tiles[k, oy : oy + h, ox : ox + w]
@@ -333,8 +335,9 @@ def _texture(rng: np.random.Generator, size: int, kind: str, shape: tuple[int, i
 
 @lru_cache(maxsize=8)
 def _hatch(size: int) -> np.ndarray:
-    """Two diagonal hatchings (/ and \\) as coverage weights: dense on the lines, light between."""
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    """Two diagonal hatchings (/ and \\) as coverage weights: dense on the lines, light between; 2·size square,
+    so any canvas up to twice the scale is a slice of it."""
+    ys, xs = np.mgrid[0 : 2 * size, 0 : 2 * size].astype(np.float32)
     period = 3.0 * max(size / 32, 1)
     return np.stack(
         [np.where((p - np.floor(p)) < 0.4, 0.8, 0.28).astype(np.float32) for p in ((xs + ys) / period, (xs - ys) / period)]
@@ -372,24 +375,25 @@ def _paint_layer(image: np.ndarray, layer: _Layer, colour, weight: float | np.nd
 # Styles: each paints a background, then every object in order.
 
 
-def _photo(rng, size, objects, layers):
+def _photo(rng, size, canvas, objects, layers):
     # Smooth two-colour gradient; every object casts a soft shadow and is lit from one side.
     direction, light = (int(v * _DIRECTIONS) for v in rng.random(2).tolist())
     top, bottom = _muted(rng, 70, 210), _muted(rng, 70, 210)
-    image = top + (bottom - top) * (0.5 + _ramp(size, direction) * (1.0 / size))
+    height, width = canvas
+    image = top + (bottom - top) * (0.5 + _ramp(canvas, direction) * (1.0 / max(canvas)))
     shift = max(1, size // 32)
-    lit = _ramp(size, light)
+    lit = _ramp(canvas, light)
     for obj, layer in zip(objects, layers):
         view, crop = layer.region(image, shift, shift)
         view *= 1.0 - 0.35 * layer.alpha[crop][..., None]
         # Brightness falls by 45% across the object, away from the light.
         h, w = layer.alpha.shape
         along, _ = layer.region(lit)
-        centre = lit[min(layer.oy + h // 2, size - 1), min(layer.ox + w // 2, size - 1)]
+        centre = lit[min(layer.oy + h // 2, height - 1), min(layer.ox + w // 2, width - 1)]
         shade = 1.0 - (0.45 / max(h, w, 2)) * (along - centre)
         view, crop = layer.region(image)
         _paint(view, _object_colour(rng, obj.colour) * shade, layer.alpha[crop])
-    image += 4.0 * _texture(rng, size, "grain")
+    image += 4.0 * _texture(rng, size, "grain", canvas)
     return image
 
 
@@ -397,18 +401,20 @@ _DIRECTIONS = 16
 
 
 @lru_cache(maxsize=64)
-def _ramp(size: int, direction: int) -> np.ndarray:
-    """Signed distance in px from the image centre along one of `_DIRECTIONS` directions, size×size×1."""
+def _ramp(canvas: tuple[int, int], direction: int) -> np.ndarray:
+    """Signed distance in px from the image centre along one of `_DIRECTIONS` directions, height×width×1."""
     angle = 2 * math.pi * direction / _DIRECTIONS
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) - (size - 1) / 2
+    height, width = canvas
+    ys = np.arange(height, dtype=np.float32)[:, None] - (height - 1) / 2
+    xs = np.arange(width, dtype=np.float32)[None, :] - (width - 1) / 2
     ramp = (xs * math.cos(angle) + ys * math.sin(angle)).astype(np.float32)[..., None]
     ramp.setflags(write=False)
     return ramp
 
 
-def _cartoon(rng, size, objects, layers):
+def _cartoon(rng, size, canvas, objects, layers):
     # Flat pale background, flat fill, thick dark outline.
-    image = np.empty((size, size, 3), np.float32)
+    image = np.empty((*canvas, 3), np.float32)
     image[:] = rng.uniform(205, 250, 3)
     for obj, layer in zip(objects, layers):
         _paint_layer(image, layer, _object_colour(rng, obj.colour))
@@ -422,11 +428,11 @@ def _outline_width(obj: PlacedObject, size: int) -> float:
     return round(width * 4) / 4
 
 
-def _sketch(rng, size, objects, layers):
+def _sketch(rng, size, canvas, objects, layers):
     # Paper; coloured-pencil hatching inside each shape, then two loose graphite outlines.
-    image = np.empty((size, size, 3), np.float32)
+    image = np.empty((*canvas, 3), np.float32)
     image[:] = rng.uniform(236, 252) + np.float32([2.0, 0.0, -6.0])
-    hatch = _hatch(size)[int(rng.random() * 2)]
+    hatch = _hatch(size)[int(rng.random() * 2), : canvas[0], : canvas[1]]
     grey = rng.uniform(40, 90)
     pencil = np.float32([grey, grey, grey])
     width = 0.8 * size / 32
@@ -439,16 +445,16 @@ def _sketch(rng, size, objects, layers):
         dx, dy = _NUDGES[int(rng.random() * len(_NUDGES))]
         view, crop = stroke.region(image, dx, dy)
         _paint(view, pencil, stroke.alpha[crop] * 0.45)
-    image += 2.5 * _texture(rng, size, "grain")[..., :1]
+    image += 2.5 * _texture(rng, size, "grain", canvas)[..., :1]
     return image
 
 
 _NUDGES = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, -1))
 
 
-def _painting(rng, size, objects, layers):
+def _painting(rng, size, canvas, objects, layers):
     # Blotchy, streaky canvas; shapes filled with uneven, brushed paint.
-    image = _muted(rng, 70, 200) + 22.0 * _texture(rng, size, "blotch") + 14.0 * _texture(rng, size, "streak")[..., None]
+    image = _muted(rng, 70, 200) + 22.0 * _texture(rng, size, "blotch", canvas) + 14.0 * _texture(rng, size, "streak", canvas)[..., None]
     for obj, layer in zip(objects, layers):
         shape = layer.alpha.shape
         variation = 1.0 + 0.2 * _texture(rng, size, "patch", shape) + 0.12 * _texture(rng, size, "streak", shape)
@@ -463,22 +469,30 @@ _STYLE_PAINTERS = {"photo": _photo, "cartoon": _cartoon, "sketch": _sketch, "pai
 # Entry points.
 
 
-def render(rng: np.random.Generator, size: int, style: str, objects: list[PlacedObject]) -> tuple[np.ndarray, np.ndarray, list]:
+def render(
+    rng: np.random.Generator, size: int, style: str, objects: list[PlacedObject], canvas: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, list]:
     """Paint `objects` in `style`. Returns (RGB uint8 image, uint8 mask with i+1 on object i, boxes).
 
+    `size` is the scale (object sizes, stroke widths, textures: the side objects were placed in); the
+    image is `canvas` = (height, width), default size×size, each side at most twice `size`.
     Box i is the tight [x0, y0, x1, y1) pixel box (x1, y1 exclusive) of object i's coverage above
     0.5, the same pixels its mask label is written to (a later object may overwrite some).
     """
+    canvas = canvas or (size, size)
+    if max(canvas) > 2 * size or min(canvas) < 1:
+        raise ValueError(f"canvas {canvas} must lie between 1 and twice the scale {size}")
     layers = [_layer(obj, size) for obj in objects]
-    image = _STYLE_PAINTERS[style](rng, size, objects, layers)
-    mask = np.zeros((size, size), np.uint8)
+    image = _STYLE_PAINTERS[style](rng, size, canvas, objects, layers)
+    height, width = canvas
+    mask = np.zeros(canvas, np.uint8)
     boxes = []
     for i, layer in enumerate(layers):
         view, crop = layer.region(mask)
         view[layer.alpha[crop] > 0.5] = i + 1
         x0, y0, x1, y1 = layer.box
         boxes.append(
-            [max(x0 + layer.ox, 0), max(y0 + layer.oy, 0), min(x1 + layer.ox, size), min(y1 + layer.oy, size)]
+            [max(x0 + layer.ox, 0), max(y0 + layer.oy, 0), min(x1 + layer.ox, width), min(y1 + layer.oy, height)]
         )
     return np.clip(image, 0, 255).astype(np.uint8), mask, boxes
 

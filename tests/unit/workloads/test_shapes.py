@@ -277,3 +277,64 @@ def test_local_uri_with_nested_folder_and_regeneration(tmp_path: Path, monkeypat
     monkeypatch.setattr(shapes, "_write_shard", lambda job: seen.append((out / "manifest.json").exists()) or 2)
     generate_shapes(ShapesParams(samples=2, seed=1), str(out), processes=1)
     assert seen == [False] and json.loads((out / "manifest.json").read_text())["seed"] == 1
+
+
+def test_aspect_ratio_jitter_keeps_masks_and_boxes_on_the_rendered_image():
+    params = ShapesParams(samples=60, seed=4, image_size=48, max_aspect_ratio=1.75, max_objects=3)
+    orientations, long_sides = set(), set()
+    for index in range(60):
+        sample = render_sample(params, index)
+        image, mask = _png(sample["png"]), _png(sample["mask.png"])
+        width, height = image.size
+        assert mask.size == image.size and min(width, height) == 48 and 48 <= max(width, height) <= 84
+        orientations.add(width > height)
+        long_sides.add(max(width, height))
+        mask_pixels = np.asarray(mask)
+        # The shapes sit in the centred 48 px square, so a centre crop (evaluation's) keeps every one.
+        left, top = (width - 48) // 2, (height - 48) // 2
+        for i, obj in enumerate(sample["json"]["objects"]):
+            x0, y0, x1, y1 = obj["box"]
+            assert left <= x0 < x1 <= left + 48 and top <= y0 < y1 <= top + 48
+            ys, xs = np.nonzero(mask_pixels == i + 1)
+            if xs.size:
+                assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1
+        assert render_sample(params, index) == sample
+    assert orientations == {True, False} and len(long_sides) > 15
+
+
+def test_jpeg_output_shows_the_same_scene_as_png():
+    png = ShapesParams(samples=12, seed=9, image_size=96, max_aspect_ratio=1.5)
+    jpg = ShapesParams(samples=12, seed=9, image_size=96, max_aspect_ratio=1.5, image_format="jpg", jpeg_quality=90)
+    for index in range(12):
+        lossless, lossy = render_sample(png, index), render_sample(jpg, index)
+        assert "png" not in lossy and lossy["jpg"][:2] == b"\xff\xd8"
+        assert {k: v for k, v in lossless.items() if k != "png"} == {k: v for k, v in lossy.items() if k != "jpg"}
+        decoded = np.asarray(Image.open(io.BytesIO(lossy["jpg"])).convert("RGB"), dtype=np.float32)
+        assert decoded.shape == np.asarray(_png(lossless["png"])).shape
+        # Grain noise is what JPEG loses most; a different scene would differ by tens of levels.
+        assert np.abs(decoded - np.asarray(_png(lossless["png"]), dtype=np.float32)).mean() < 6.0
+        assert render_sample(jpg, index)["jpg"] == lossy["jpg"]
+
+
+def test_real_size_params_are_checked():
+    with pytest.raises(ShapesParamsError, match="image_size must be in"):
+        ShapesParams(samples=10, seed=0, image_size=1024)
+    with pytest.raises(ShapesParamsError, match="max_aspect_ratio"):
+        ShapesParams(samples=10, seed=0, max_aspect_ratio=2.5)
+    with pytest.raises(ShapesParamsError, match="image_format must be one of png, jpg"):
+        ShapesParams(samples=10, seed=0, image_format="gif")
+    with pytest.raises(ShapesParamsError, match="jpeg_quality"):
+        ShapesParams(samples=10, seed=0, image_format="jpg", jpeg_quality=100)
+
+
+def test_jpeg_shards_are_read_by_vlps_shard_reader(tmp_path):
+    from vlp.workloads.data.readers import open_source
+
+    params = ShapesParams(samples=30, seed=2, image_size=64, max_aspect_ratio=2.0, image_format="jpg", shard_size=16, max_objects=1)
+    generate_shapes(params, str(tmp_path / "ds"), processes=1)
+    with tarfile.open(tmp_path / "ds" / "shard-000000.tar") as tar:
+        assert tar.getnames()[:4] == ["00000000.jpg", "00000000.json", "00000000.mask.png", "00000000.txt"]
+    records = list(open_source(str(tmp_path / "ds")).read())
+    assert [record.key for record in records] == [f"{i:08d}" for i in range(30)]
+    assert all(Image.open(io.BytesIO(record.image)).format == "JPEG" for record in records)
+    assert records[3].label == render_sample(params, 3)["json"]["shape"]
