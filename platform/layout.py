@@ -32,6 +32,16 @@ class RunLayout:
     def results(self) -> str:
         return join(self.root, "results")
 
+    @property
+    def training_lease(self) -> str:
+        """Held by the one training job of this run (see vlp.platform.storage.lease)."""
+        return join(self.root, "leases", "training.json")
+
+    @property
+    def resume_lease(self) -> str:
+        """Held by the one `vlp run --resume` of this run."""
+        return join(self.root, "leases", "resume.json")
+
 
 def dataset_uri(storage_root: str, name: str) -> str:
     return join(storage_root, "datasets", name)

@@ -9,6 +9,7 @@ every argument that is another task's output with the loop item, so nothing else
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from vlp.pipelines.steps.context import decode, storage_root
@@ -85,4 +86,5 @@ def launch_request(spec, runtime, layout: RunLayout, dataset_uri: str, pretraine
         "--pretrained", pretrained,
         "--child-runs", json.dumps(children),
     ]
-    return worker_launch_request(spec, runtime, WORKER_MODULE, args, "dg")
+    # One job per held-out domain, named apart by a short digest (domain names need not be valid in a job name).
+    return worker_launch_request(spec, runtime, WORKER_MODULE, args, f"dg-{hashlib.sha256(held_out.encode()).hexdigest()[:4]}")

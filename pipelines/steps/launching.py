@@ -4,12 +4,14 @@ job needs and the pod settings a cluster job needs."""
 from __future__ import annotations
 
 import os
+import re
 
 from vlp.platform.launch.torchx_launcher import LaunchRequest
 
 # Passed through to local workers when set; values never appear in arguments or logs.
 PASSTHROUGH_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-                   "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "VLP_HOME", "PYTHONSAFEPATH")
+                   "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "VLP_HOME", "PYTHONSAFEPATH",
+                   "VLP_LEASE_TTL_SECONDS", "VLP_STORAGE_RETRY_SECONDS")
 # Volcano names pods "<job name>-<14-char suffix>-<role>-<replica>-0", and a pod name must fit in 63 characters.
 MAX_JOB_NAME = 36
 
@@ -19,8 +21,16 @@ def threads_per_process(world_size: int) -> int:
     return max(1, (os.cpu_count() or 1) // world_size)
 
 
+def job_name(experiment: str, job_suffix: str, run_key: str) -> str:
+    """`<experiment name>-<job_suffix>-<run key's first 8>`, at most MAX_JOB_NAME characters of [a-z0-9-]: the same
+    for every attempt of the step in one run, so an attempt finds the job an earlier one launched."""
+    tail = f"-{job_suffix}-{run_key[:8]}".lower()
+    prefix = re.sub(r"[^a-z0-9-]+", "-", experiment.lower()).strip("-")[: MAX_JOB_NAME - len(tail)].rstrip("-")
+    return f"{prefix or 'vlp'}{tail}"
+
+
 def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffix: str) -> LaunchRequest:
-    """`module` under torchrun in the spec's shape, named `<experiment name>-<job_suffix>` (at most MAX_JOB_NAME characters)."""
+    """`module` under torchrun in the spec's shape, named after the run (see `job_name`)."""
     env = {}
     if runtime.scheduler == "local_cwd":
         env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
@@ -33,7 +43,6 @@ def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffi
         labels = run_labels(spec.team, spec.name, spec.spec_hash(), runtime.run_key)
         pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}})
         cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
-    prefix_budget = MAX_JOB_NAME - len(job_suffix) - 1
     return LaunchRequest(
         module=module,
         args=args,
@@ -41,7 +50,7 @@ def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffi
         procs_per_node=spec.resources.procs_per_node,
         gpus_per_node=spec.resources.gpus_per_node,
         max_restarts=spec.resources.max_restarts,
-        name=f"{spec.name[:prefix_budget].rstrip('-')}-{job_suffix}",
+        name=job_name(spec.name, job_suffix, runtime.run_key),
         image=runtime.image,
         scheduler=runtime.scheduler,
         scheduler_cfg=dict(runtime.scheduler_cfg),

@@ -29,14 +29,20 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
+    from vlp.platform.launch.ownership import stop_when_owner_is_gone
     from vlp.platform.tracking.mlflow_tracker import MlflowTracker
     from vlp.workloads.data.shards import list_shards
-    from vlp.workloads.train.distributed import close_distributed
+    from vlp.workloads.train.distributed import close_distributed, init_distributed
+    from vlp.workloads.train.lease import hold_training_lease
     from vlp.workloads.train.preemption import PREEMPTED_EXIT_CODE, Preempted
     from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
 
+    # torchrun's agent normally stops this worker when the job's owner dies; this is the fallback if it cannot.
+    stop_when_owner_is_gone(term_after=15.0, kill_after=60.0)
     layout = RunLayout(args.storage_root, args.run_id)
     spec = spec_from_dict(json.loads(open_storage(layout.spec).read_bytes(layout.spec)), source=layout.spec)
+    # One job per run: take the run's training lease before anything is written (all ranks refuse together).
+    lease = hold_training_lease(layout, init_distributed(spec.train.threads_per_proc))
     inputs = TrainInputs(
         layout=layout,
         train_shards=list_shards(args.train_data),
@@ -44,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         tracking_uri=args.tracking_uri,
     )
     trainer = PretrainTrainer(spec, inputs)
+    if lease is not None and lease.taken_over is not None:
+        takeover = f"took over the training lease from {lease.taken_over.describe()}"
+        logging.getLogger("vlp.train").warning("%s", takeover)
+        trainer.tracker.set_tags({"vlp.lease.takeover": takeover})
     try:
         summary = trainer.train()
         logging.getLogger("vlp.train").info("finished: %s", summary)
@@ -55,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         trainer.tracker.close(timeout=30.0)
         raise
     finally:
+        if lease is not None:
+            lease.release()
         close_distributed()
 
 

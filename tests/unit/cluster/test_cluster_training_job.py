@@ -86,6 +86,9 @@ class FakeRunner:
     def dryrun(self, *args, **kwargs):
         return self._real.dryrun(*args, **kwargs)
 
+    def name(self):
+        return "session"
+
     def schedule(self, info):
         self.scheduled = info
         return "kubernetes://session/vlp:tiny-train-abc"
@@ -100,7 +103,7 @@ class FakeRunner:
     def status(self, app_handle):
         from torchx.specs.api import AppState, AppStatus
 
-        return AppStatus(state=AppState.FAILED)
+        return AppStatus(state=AppState.FAILED) if self.scheduled else None
 
     def log_lines(self, app_handle, role, k, streams=None, should_tail=False):
         from torchx.schedulers.api import Stream
