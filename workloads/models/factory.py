@@ -101,9 +101,8 @@ def compose_model_cfg(section: ModelSection, base_cfg: dict[str, Any], contrasti
 
 def build_model_from_cfg(model_cfg: dict[str, Any]) -> BuiltModel:
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-    from open_clip.tokenizer import SimpleTokenizer
 
-    from vlp.workloads.data.caption_tokens import CaptionTokenizer
+    from vlp.workloads.data.tokenizers import build_tokenizer
 
     arch = model_cfg.get("vlp", {}).get("arch", "clip")
     if arch not in ARCHITECTURES:
@@ -112,12 +111,11 @@ def build_model_from_cfg(model_cfg: dict[str, Any]) -> BuiltModel:
         model = importlib.import_module(ARCHITECTURES[arch]).build(copy.deepcopy(model_cfg))
     except ValueError as err:
         raise SpecError(f"model: {err}") from None
-    context_length = model_cfg["text_cfg"].get("context_length", 77)
     image_size = model_cfg["vision_cfg"]["image_size"]
     return BuiltModel(
         model=model,
         model_cfg=model_cfg,
-        tokenizer=CaptionTokenizer(SimpleTokenizer(context_length=context_length)),
+        tokenizer=build_tokenizer(model_cfg),
         image_size=image_size if isinstance(image_size, int) else image_size[0],
         image_mean=OPENAI_DATASET_MEAN,
         image_std=OPENAI_DATASET_STD,
