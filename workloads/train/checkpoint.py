@@ -8,26 +8,49 @@ Finding the latest checkpoint needs no torch (the pipeline's train step does it 
 job that saves the same step again writes a new key, so the object `latest.json` points to is never
 overwritten while someone may be reading it.
 
+Each manifest entry records the object's size and sha256. `restore` checks them (and that torch can read the
+object) before trusting a checkpoint; one that fails falls back to the previous entry of the history, and the
+caller learns which were skipped and why. Files saved `beside` a checkpoint (the open_clip export) go into a
+folder named after it, `step-00000100-<nonce>/`, written before the switch and pruned with it.
+
 What a training state holds is the trainer's business; `rng_state`/`restore_rng_state` cover the random
 generators (torch, CUDA, numpy, Python) so a resumed run draws the same numbers as one that never stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import random
 import re
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from vlp.platform.storage import join, open_storage
+from vlp.platform.errors import StorageError
+from vlp.platform.storage import is_s3, join, open_storage
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
 CHECKPOINT_NAME = re.compile(r"/step-(\d{8})(-[0-9a-f]{8})?\.pt$")
+BESIDE_NAME = re.compile(r"^(.*/step-\d{8}(?:-[0-9a-f]{8})?)/[^/]+$")
+
+
+class CheckpointError(StorageError):
+    """No checkpoint of the history passed its check."""
+
+
+@dataclass(frozen=True)
+class RestoredCheckpoint:
+    state: dict[str, Any]
+    entry: dict[str, Any]
+    """The manifest entry restored: step, uri, size, sha256."""
+    skipped: list[str]
+    """`uri: reason` for each newer checkpoint that failed its check (empty when the latest was sound)."""
 
 
 class Checkpointer:
@@ -38,22 +61,31 @@ class Checkpointer:
         self.keep_last = keep_last
         self.storage = open_storage(root_uri)
 
-    def save(self, state: dict[str, Any], step: int) -> str:
+    def save(self, state: dict[str, Any], step: int, beside: dict[str, bytes] | None = None) -> str:
+        """Write the state (and `beside`: file name -> bytes, into the checkpoint's own folder); returns its URI."""
         import torch
 
-        uri = join(self.root_uri, f"step-{step:08d}-{uuid.uuid4().hex[:8]}.pt")
+        name = f"step-{step:08d}-{uuid.uuid4().hex[:8]}"
+        uri = join(self.root_uri, f"{name}.pt")
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        # 1. The object, under a key nothing points to yet: a crash here leaves an orphan, never a bad "latest".
-        self.storage.write_bytes(uri, buffer.getvalue())
+        data = buffer.getvalue()
+        # 1. The objects, under keys nothing points to yet: a crash here leaves orphans, never a bad "latest".
+        self.storage.write_bytes(uri, data)
+        entry: dict[str, Any] = {"step": step, "uri": uri, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        if beside:
+            folder = join(self.root_uri, name)
+            for filename, content in beside.items():
+                self.storage.write_bytes(join(folder, filename), content)
+            entry["beside"] = folder
         # 2. The switch: only now does a reader (a resumed job, the evaluate step) see this checkpoint.
-        history = [entry for entry in self._manifest().get("history", []) if entry["step"] < step]
-        kept = [*history, {"step": step, "uri": uri}][-self.keep_last:]
-        manifest = {"step": step, "uri": uri, "history": kept}
+        history = [old for old in self._manifest().get("history", []) if old["step"] < step]
+        kept = [*history, entry][-self.keep_last:]
+        manifest = {**entry, "history": kept}
         self.storage.write_bytes(join(self.root_uri, LATEST), json.dumps(manifest).encode())
         # 3. Pruning is housekeeping: a failure costs disk space, not the run.
         try:
-            self._prune(keep={entry["uri"] for entry in kept})
+            self._prune(keep={old["uri"] for old in kept})
         except Exception as err:
             log.warning("pruning old checkpoints under %s failed: %s", self.root_uri, err)
         return uri
@@ -63,8 +95,38 @@ class Checkpointer:
         return manifest.get("uri")
 
     def load_latest(self) -> dict[str, Any] | None:
-        uri = self.latest_uri()
-        return None if uri is None else load_checkpoint(uri)
+        restored = self.restore()
+        return None if restored is None else restored.state
+
+    def restore(self) -> RestoredCheckpoint | None:
+        """The newest checkpoint that passes its check, newest first through the history; None before any save.
+
+        Raises CheckpointError when none does. A storage outage is not a failed check: it propagates, so a
+        resume never silently goes back to an older checkpoint because S3 was briefly away.
+        """
+        manifest = self._manifest()
+        if "uri" not in manifest:
+            return None
+        newest_first = [manifest, *reversed(manifest.get("history", []))]
+        skipped: list[str] = []
+        seen: set[str] = set()
+        for entry in newest_first:
+            if entry["uri"] in seen:
+                continue
+            seen.add(entry["uri"])
+            try:
+                state = read_checked(entry)
+            except CheckpointError as err:
+                skipped.append(str(err))
+                log.warning("checkpoint skipped: %s", err)
+                continue
+            if skipped:
+                log.warning("restored the checkpoint of step %d instead of the latest", entry["step"])
+            return RestoredCheckpoint(state, entry, skipped)
+        raise CheckpointError(
+            f"{self.root_uri}: no checkpoint passes its check ({'; '.join(skipped)}); "
+            f"delete {join(self.root_uri, LATEST)} to start this run from scratch"
+        )
 
     def _manifest(self) -> dict[str, Any]:
         pointer = join(self.root_uri, LATEST)
@@ -73,15 +135,51 @@ class Checkpointer:
         return json.loads(self.storage.read_bytes(pointer))
 
     def _prune(self, keep: set[str]) -> None:
+        kept_folders = {uri.removesuffix(".pt") for uri in keep}
+        emptied: set[str] = set()
         for uri in self.storage.list(self.root_uri.rstrip("/") + "/"):
             if CHECKPOINT_NAME.search(uri) and uri not in keep:
                 self.storage.delete(uri)
+            elif (beside := BESIDE_NAME.match(uri)) and beside.group(1) not in kept_folders:
+                self.storage.delete(uri)
+                emptied.add(beside.group(1))
+        if not is_s3(self.root_uri):  # S3 has no folders; a local one would stay behind empty
+            for folder in emptied:
+                Path(folder).rmdir()
+
+
+def checkpoint_problem(entry: dict[str, Any], data: bytes) -> str | None:
+    """Why `data` is not the object the manifest entry recorded (None if it is, or the entry predates digests)."""
+    if "size" in entry and len(data) != entry["size"]:
+        return f"{len(data)} bytes, the manifest recorded {entry['size']}"
+    if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return "sha256 differs from the manifest's"
+    return None
+
+
+def read_checked(entry: dict[str, Any]) -> dict[str, Any]:
+    """Read and unpickle the checkpoint of a manifest entry; CheckpointError names it and what is wrong."""
+    uri = entry["uri"]
+    try:
+        data = open_storage(uri).read_bytes(uri)
+    except StorageError as err:  # the object is gone; the message names it
+        raise CheckpointError(str(err)) from None
+    problem = checkpoint_problem(entry, data)
+    if problem is not None:
+        raise CheckpointError(f"{uri}: {problem}")
+    try:
+        return _unpickle(data)
+    except Exception as err:
+        raise CheckpointError(f"{uri}: unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
 
 def load_checkpoint(uri: str) -> dict[str, Any]:
+    return _unpickle(open_storage(uri).read_bytes(uri))
+
+
+def _unpickle(data: bytes) -> dict[str, Any]:
     import torch
 
-    data = open_storage(uri).read_bytes(uri)
     # weights_only: a checkpoint is data; unpickling arbitrary objects from storage would run arbitrary code.
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
