@@ -9,6 +9,7 @@ from vlp.cli import (
     compile_command,
     data_commands,
     eval_command,
+    export_command,
     models_commands,
     profiles_commands,
     run_command,
@@ -29,6 +30,7 @@ app.command("run")(run_command.run)
 app.command("submit")(submit_command.submit)
 app.command("compile")(compile_command.compile_pipeline)
 app.command("eval")(eval_command.evaluate)
+app.command("export")(export_command.export)
 app.command("promote")(models_commands.promote)
 app.command("ui")(ui_command.ui)
 app.add_typer(data_commands.app, name="data")

@@ -1,10 +1,9 @@
-"""Register step: log the model as an MLflow pyfunc, register a version with its evidence, alias it `candidate`."""
+"""Register step: log the model as an MLflow pyfunc (with its open_clip files), register a version with its evidence,
+alias it `candidate`."""
 
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 from vlp.pipelines.steps.context import decode
 from vlp.platform.registry.versions import tag_version
@@ -17,30 +16,15 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, met
     spec, runtime = decode(spec_json, runtime_json)
     if not spec.registration.enabled:
         return ""
-    import io
-
     import mlflow
-    import torch
 
-    from vlp.workloads.serving.pyfunc_model import ClipEmbedder
+    from vlp.workloads.serving.pyfunc_model import log_embedder
     from vlp.workloads.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint_uri)
     mlflow.set_tracking_uri(runtime.tracking_uri)
-    with tempfile.TemporaryDirectory() as scratch:
-        # The served model needs weights and architecture only, not the optimizer state.
-        weights = Path(scratch) / "model.pt"
-        buffer = io.BytesIO()
-        torch.save({"model": state["model"], "model_cfg": state["model_cfg"], "step": state["step"]}, buffer)
-        weights.write_bytes(buffer.getvalue())
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=ClipEmbedder(),
-                artifacts={"checkpoint": str(weights)},
-                registered_model_name=spec.registration.model_name,
-                pip_requirements=["vlp"],
-            )
+    with mlflow.start_run(run_id=run_id):
+        info = log_embedder(state, spec.registration.model_name)
     version = str(info.registered_model_version)
     tag_version(
         spec.registration.model_name, version, json.loads(metrics_json), list(spec.registration.gates),

@@ -4,6 +4,8 @@
 - a vlp checkpoint URI (local path or s3://): `{"model": state_dict, "model_cfg": json, ...}`.
 - a bare state dict file (an open_clip `.pt`/`.bin`/`.safetensors`): weights only; the architecture is the preset's.
 - `{open_clip: CONFIG, checkpoint: FILE}`: open_clip's config by name, weights (optional) through open_clip's loader.
+- `local-dir:DIR`: open_clip's own folder layout (`open_clip_config.json` + weights), as `vlp export` writes it, as
+  every vlp checkpoint of an open_clip model carries it, and as open_clip saves for the Hugging Face hub.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from vlp.platform.errors import SpecError
 from vlp.platform.spec.model import OpenClipReference
 
-RAW_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
+LOCAL_DIR_PREFIX = "local-dir:"  # open_clip's own prefix for a folder holding its config and weights
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,27 @@ def resolve_weights(reference: str | OpenClipReference | None, tracking_uri: str
         return open_clip_weights(reference.open_clip, reference.checkpoint)
     if reference.startswith("models:/"):
         return registered_weights(reference, tracking_uri)
+    if reference.startswith(LOCAL_DIR_PREFIX):
+        return open_clip_folder_weights(reference[len(LOCAL_DIR_PREFIX):])
     return checkpoint_weights(reference)
+
+
+def open_clip_folder_weights(folder: str) -> Weights:
+    """Architecture from the folder's `open_clip_config.json`, weights from the file open_clip itself would pick."""
+    from open_clip.constants import HF_CONFIG_NAME
+    from open_clip.factory import _find_checkpoint_in_dir
+
+    config_path = Path(folder) / HF_CONFIG_NAME
+    if not config_path.is_file():
+        raise SpecError(f"model.init_from: {LOCAL_DIR_PREFIX}{folder}: no {HF_CONFIG_NAME} there (is it an open_clip folder?)")
+    try:
+        config = json.loads(config_path.read_text())
+        model_cfg = dict(config["model_cfg"])
+    except (ValueError, KeyError, TypeError):
+        raise SpecError(f"model.init_from: {config_path}: not an open_clip config (expected JSON with `model_cfg`)") from None
+    if config.get("preprocess_cfg"):  # the normalisation and resizing the weights were trained with
+        model_cfg["preprocess_cfg"] = config["preprocess_cfg"]
+    return Weights(f"{LOCAL_DIR_PREFIX}{folder}", model_cfg, None, _find_checkpoint_in_dir(Path(folder)))
 
 
 def open_clip_weights(name: str, checkpoint: str | None = None) -> Weights:

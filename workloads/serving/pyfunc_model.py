@@ -1,12 +1,50 @@
-"""An MLflow pyfunc that embeds images and texts with a trained vlp model.
+"""An MLflow pyfunc that embeds images and texts with a trained vlp model, and how a registered version is logged.
 
 Input: a DataFrame with a `text` column (strings) and/or an `image` column (encoded PNG/JPEG bytes);
 output: a DataFrame with one `embedding` (list of floats, L2-normalised) per row.
+
+A registered version carries `model.pt` (weights and architecture, what vlp loads) and, when open_clip can build
+the model, an `open_clip/` folder that `open_clip.create_model_and_transforms("local-dir:…")` loads as is.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import mlflow.pyfunc
+
+OPEN_CLIP_ARTIFACT = "open_clip"
+
+
+def log_embedder(state: dict[str, Any], registered_model_name: str):
+    """Log the pyfunc with its files into the active MLflow run and register it; returns mlflow's ModelInfo."""
+    import io
+
+    import torch
+
+    from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # The served model needs weights and architecture only, not the optimizer state.
+        weights = Path(scratch) / "model.pt"
+        buffer = io.BytesIO()
+        torch.save({"model": state["model"], "model_cfg": state["model_cfg"], "step": state["step"]}, buffer)
+        weights.write_bytes(buffer.getvalue())
+        artifacts = {"checkpoint": str(weights)}
+        open_clip_files = open_clip_files_if_buildable(json.loads(state["model_cfg"]), state["model"])
+        if open_clip_files is not None:
+            folder = Path(scratch) / OPEN_CLIP_ARTIFACT
+            folder.mkdir()
+            for name, content in open_clip_files.items():
+                (folder / name).write_bytes(content)
+            artifacts[OPEN_CLIP_ARTIFACT] = str(folder)
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=ClipEmbedder(), artifacts=artifacts,
+            registered_model_name=registered_model_name, pip_requirements=["vlp"],
+        )
 
 
 class ClipEmbedder(mlflow.pyfunc.PythonModel):

@@ -16,6 +16,7 @@ from vlp.platform.storage import open_storage
 from vlp.platform.tracking.protocol import NullTracker, Tracker
 from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
+from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
 from vlp.workloads.objectives.factory import build_objective
 from vlp.workloads.train.activation_checkpointing import enable_activation_checkpointing
 from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_state
@@ -174,12 +175,17 @@ class PretrainTrainer:
             # Metric points not yet delivered to MLflow: a crash after this checkpoint must not lose them.
             "tracker": self.tracker.pending(),
         }
-        self.checkpointer.save(state, step)
+        # What open_clip can build also travels in its own layout, so `local-dir:` loads any checkpoint folder.
+        self.checkpointer.save(state, step, beside=open_clip_files_if_buildable(self.model_cfg, state["model"]))
 
     def _resume(self) -> int:
-        state = self.checkpointer.load_latest()
-        if state is None:
+        restored = self.checkpointer.restore()
+        if restored is None:
             return 0
+        state = restored.state
+        if restored.skipped:
+            # The run says which checkpoints failed their check and which one it went back to.
+            self.tracker.set_tags({"vlp.checkpoint_fallback": f"resumed from step {restored.entry['step']}; skipped " + "; ".join(restored.skipped)})
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
