@@ -29,6 +29,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def shapes_shards(tmp_path_factory) -> list[str]:
+    """64 shapes pairs in two webdataset shards: data for tests that train a tiny model for a few steps."""
+    from vlp.workloads.data.shapes import ShapesParams, generate_shapes
+    from vlp.workloads.data.shards import list_shards
+
+    root = tmp_path_factory.mktemp("shapes")
+    generate_shapes(ShapesParams(samples=64, seed=0, shard_size=32), str(root), processes=1)
+    return list_shards(str(root))
+
+
 @pytest.fixture
 def vlp_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "vlp-home"

@@ -3,13 +3,9 @@ the objective's state (NLIP's schedule and mixture) through a checkpoint and a r
 
 from __future__ import annotations
 
-import pytest
-
 from vlp.platform.layout import RunLayout
 from vlp.platform.spec import spec_from_dict
 from vlp.platform.tracking.protocol import NullTracker
-from vlp.workloads.data.shapes import ShapesParams, generate_shapes
-from vlp.workloads.data.shards import list_shards
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.train.checkpoint import Checkpointer
 from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
@@ -29,13 +25,6 @@ class RecordingTracker(NullTracker):
         self.metrics.append((step, dict(metrics)))
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    generate_shapes(ShapesParams(samples=64, seed=0, shard_size=32), str(root), processes=1)
-    return list_shards(str(root))
-
-
 def spec(max_steps: int):
     return spec_from_dict({
         "name": "trainer-test",
@@ -45,10 +34,10 @@ def spec(max_steps: int):
     })
 
 
-def test_counts_are_logged_and_the_objective_state_resumes(tmp_path, shards):
+def test_counts_are_logged_and_the_objective_state_resumes(tmp_path, shapes_shards):
     layout = RunLayout(str(tmp_path), "run")
     tracker = RecordingTracker()
-    PretrainTrainer(spec(4), TrainInputs(layout, shards, lambda: tracker)).train()
+    PretrainTrainer(spec(4), TrainInputs(layout, shapes_shards, lambda: tracker)).train()
 
     reference = build_model(spec(4).model).model
     total, shared = count_parameters(reference), count_shared_parameters(reference)
@@ -62,7 +51,7 @@ def test_counts_are_logged_and_the_objective_state_resumes(tmp_path, shards):
     state = Checkpointer(layout.checkpoints).load_latest()
     assert int(state["objective"]["harmonizer.step"]) == 4
 
-    resumed = PretrainTrainer(spec(6), TrainInputs(layout, shards, lambda: RecordingTracker()))
+    resumed = PretrainTrainer(spec(6), TrainInputs(layout, shapes_shards, lambda: RecordingTracker()))
     resumed.train()
     assert int(resumed.loss.harmonizer.step) == 6
     assert int(Checkpointer(layout.checkpoints).load_latest()["objective"]["harmonizer.step"]) == 6

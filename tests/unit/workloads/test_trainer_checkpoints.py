@@ -13,8 +13,6 @@ import torch
 from vlp.platform.layout import RunLayout
 from vlp.platform.spec import spec_from_dict
 from vlp.platform.tracking.protocol import NullTracker
-from vlp.workloads.data.shapes import ShapesParams, generate_shapes
-from vlp.workloads.data.shards import list_shards
 from vlp.workloads.train.checkpoint import Checkpointer
 from vlp.workloads.train.trainer import PretrainTrainer, TrainInputs
 
@@ -29,13 +27,6 @@ class TagRecorder(NullTracker):
         self.tags.update(tags)
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shapes")
-    generate_shapes(ShapesParams(samples=32, seed=0, shard_size=32), str(root), processes=1)
-    return list_shards(str(root))
-
-
 def spec(max_steps: int):
     return spec_from_dict({
         "name": "checkpoint-trust",
@@ -44,9 +35,9 @@ def spec(max_steps: int):
     })
 
 
-def test_checkpoints_carry_open_clip_files_and_a_corrupted_latest_resumes_from_the_one_before(tmp_path, shards):
+def test_checkpoints_carry_open_clip_files_and_a_corrupted_latest_resumes_from_the_one_before(tmp_path, shapes_shards):
     layout = RunLayout(str(tmp_path), "run")
-    PretrainTrainer(spec(4), TrainInputs(layout, shards, TagRecorder)).train()
+    PretrainTrainer(spec(4), TrainInputs(layout, shapes_shards, TagRecorder)).train()
     checkpointer = Checkpointer(layout.checkpoints)
     manifest = json.loads(Path(layout.checkpoints, "latest.json").read_text())
     assert [entry["step"] for entry in manifest["history"]] == [2, 4]
@@ -59,7 +50,7 @@ def test_checkpoints_carry_open_clip_files_and_a_corrupted_latest_resumes_from_t
     step_4 = Path(manifest["uri"])
     step_4.write_bytes(step_4.read_bytes()[:-100])
     tracker = TagRecorder()
-    resumed = PretrainTrainer(spec(6), TrainInputs(layout, shards, lambda: tracker))
+    resumed = PretrainTrainer(spec(6), TrainInputs(layout, shapes_shards, lambda: tracker))
     assert resumed.train()["steps"] == 6
     assert tracker.tags["vlp.checkpoint_fallback"].startswith(f"resumed from step 2; skipped {step_4}")
     manifest = json.loads(Path(layout.checkpoints, "latest.json").read_text())
