@@ -10,7 +10,8 @@ overwritten while someone may be reading it.
 
 Each manifest entry records the object's size and sha256. `restore` checks them (and that torch can read the
 object) before trusting a checkpoint; one that fails falls back to the previous entry of the history, and the
-caller learns which were skipped and why. Files saved `beside` a checkpoint (the open_clip export) go into a
+caller learns which were skipped and why; `load_checkpoint(uri)` checks the one object it is given against the
+manifest beside it and raises instead. Files saved `beside` a checkpoint (the open_clip export) go into a
 folder named after it, `step-00000100-<nonce>/`, written before the switch and pruned with it.
 
 What a training state holds is the trainer's business; `rng_state`/`restore_rng_state` cover the random
@@ -174,7 +175,18 @@ def read_checked(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_checkpoint(uri: str) -> dict[str, Any]:
-    return _unpickle(open_storage(uri).read_bytes(uri))
+    """One checkpoint by URI, checked against the size and digest its folder's manifest records for it (if any)."""
+    entry = _manifest_entry(uri)
+    return _unpickle(open_storage(uri).read_bytes(uri)) if entry is None else read_checked(entry)
+
+
+def _manifest_entry(uri: str) -> dict[str, Any] | None:
+    pointer = join(uri.rsplit("/", 1)[0], LATEST)
+    storage = open_storage(pointer)
+    if not storage.exists(pointer):
+        return None
+    manifest = json.loads(storage.read_bytes(pointer))
+    return next((entry for entry in [manifest, *manifest.get("history", [])] if entry.get("uri") == uri), None)
 
 
 def _unpickle(data: bytes) -> dict[str, Any]:

@@ -107,6 +107,21 @@ def test_a_corrupted_latest_falls_back_to_the_previous_checkpoint(tmp_path, capl
     assert not latest.exists()
 
 
+def test_loading_one_checkpoint_by_uri_checks_it_against_its_manifest(tmp_path):
+    """What the evaluate and register steps, `vlp eval` and `vlp export` read: no fallback, a clear error."""
+    checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep_last=2)
+    first = checkpointer.save({"step": 1}, 1)
+    second = checkpointer.save({"step": 2}, 2)
+    Path(first).write_bytes(corrupt_in_place(Path(first).read_bytes()))
+    assert load_checkpoint(second)["step"] == 2
+    with pytest.raises(CheckpointError, match="sha256 differs"):
+        load_checkpoint(first)
+    loose = tmp_path / "elsewhere" / "step-00000001.pt"
+    loose.parent.mkdir()
+    torch.save({"step": 1}, loose)
+    assert load_checkpoint(str(loose))["step"] == 1  # no manifest beside it: nothing to check against
+
+
 def test_a_checkpoint_with_the_recorded_size_and_digest_that_torch_cannot_read_is_skipped(tmp_path):
     """The digest guards the bytes after the save; bytes that were bad before it (or a manifest from before
     digests) are caught by unpickling."""
