@@ -11,13 +11,16 @@ TASKS = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap"
 
 def evaluate(
     model: str = typer.Argument(..., help="models:/NAME@ALIAS or models:/NAME/VERSION, a checkpoint (.pt or a run's checkpoints/ folder), or a model config name (vlp preset or open_clip, e.g. ViT-B-32)."),
-    data: str = typer.Argument(..., help="Dataset (local or s3://): webdataset shards folder, .csv/.tsv table, root/class/*.jpg or root/domain/class/*.jpg."),
-    data_format: str = typer.Option("auto", "--format", help="auto, wds, csv, folder or domainbed."),
+    data: str = typer.Argument(..., help="Dataset (local or s3://): webdataset shards folder, CLIP_benchmark's webdataset layout, .csv/.tsv table, root/class/*.jpg or root/domain/class/*.jpg."),
+    data_format: str = typer.Option("auto", "--format", help="auto, wds, clip_benchmark, csv, folder or domainbed."),
+    split: str = typer.Option("test", "--split", help="CLIP_benchmark layout: the split folder to evaluate on."),
+    dataset_name: str | None = typer.Option(None, "--dataset", help="How results name the dataset, as CLIP_benchmark's --dataset (e.g. wds/vtab/cifar10); default: from DATA."),
+    language: str = typer.Option("en", "--language", help="Language of the class names and prompts, recorded in the results."),
     task: list[str] = typer.Option([], "--task", help=f"Run only these tasks (repeatable): {', '.join(TASKS)}. Default: all the data supports."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Local weights file for a model config name."),
-    classes: str | None = typer.Option(None, "--classes", help="Class names file: one per line, or JSON/YAML with `classes` (and `templates`)."),
-    templates: str | None = typer.Option(None, "--templates", help="Prompt templates file, one per line with {} for the class."),
-    probe_train: str | None = typer.Option(None, "--probe-train", help="Training set for the linear probe (default: a split of DATA)."),
+    classes: str | None = typer.Option(None, "--classes", help="Class names file (one per line, or JSON/YAML with `classes` and `templates`), or imagenet1k."),
+    templates: str | None = typer.Option(None, "--templates", help="Prompt templates file (one per line, {} or {c} for the class), or openai_imagenet / simple_imagenet."),
+    probe_train: str | None = typer.Option(None, "--probe-train", help="Training set for the linear probe, e.g. a CLIP_benchmark split folder DATA/train (default: a split of DATA)."),
     label_field: str = typer.Option("shape", "--label-field", help="Shards: the json field holding the class."),
     domain_field: str = typer.Option("style", "--domain-field", help="Shards: the json field holding the domain."),
     image_column: str = typer.Option("filepath", "--image-column", help="Tables: the image path column."),
@@ -40,7 +43,7 @@ def evaluate(
     if unknown:
         raise VlpUserError(f"--task {unknown[0]!r}: unknown task (known: {', '.join(TASKS)})")
     chosen = set(task or TASKS)
-    section = EvalSection(batch_size=batch_size, **{name: name in chosen for name in TASKS})
+    section = EvalSection(batch_size=batch_size, language=language, **{name: name in chosen for name in TASKS})
 
     from vlp.cli.output import print_json
     from vlp.workloads.data.readers import ReaderOptions
@@ -50,10 +53,10 @@ def evaluate(
         model=model, data=data, output_uri=output or str(vlp_home() / "eval"), section=section, data_format=data_format,
         reader=ReaderOptions(
             label_field=label_field, domain_field=domain_field, image_column=image_column, caption_column=caption_column,
-            label_column=label_column, domain_column=domain_column,
+            label_column=label_column, domain_column=domain_column, split=split,
         ),
         checkpoint_file=str(checkpoint) if checkpoint else None, classes_file=classes, templates_file=templates,
-        probe_train=probe_train, experiment=None if no_track else experiment, limit=limit,
+        probe_train=probe_train, experiment=None if no_track else experiment, limit=limit, dataset_name=dataset_name,
     )
     report = run_evaluation(request)
     if json_output:
@@ -67,7 +70,8 @@ def print_report(report) -> None:
 
     console = Console()
     for result in report.results:
-        console.print(f"[bold]{result['task']}[/bold]  {result['model']} on {result['dataset']}")
+        weights = f" ({result['pretrained']})" if result["pretrained"] else ""
+        console.print(f"[bold]{result['task']}[/bold]  {result['model']}{weights} on {result['dataset']}: {result['num_images']} images, {result['num_captions']} captions")
         for key, value in result["metrics"].items():
             console.print(f"  {key:<40} {value:.4f}")
     for task, reason in report.skipped.items():

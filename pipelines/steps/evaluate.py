@@ -25,7 +25,7 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eva
     source = open_source(eval_uri, "auto", ReaderOptions(label_field=spec.eval.label_field, domain_field=spec.eval.domain_field))
     dataset = "shapes" if spec.data.source == "shapes" else source.name
     with tempfile.TemporaryDirectory() as scratch:
-        output = run_suite(built, source, spec.eval, spec.registration.model_name, plot_dir=Path(scratch), dataset_name=dataset)
+        output = run_suite(built, source, spec.eval, spec.registration.model_name, plot_dir=Path(scratch), dataset_name=dataset, pretrained=checkpoint_uri)
         write_results(output.results, RunLayout(storage_root(spec, runtime), run_id).results)
         flat = log_to_mlflow(client(runtime.tracking_uri), run_id, output.results, output.plots)
     if spec.model.arch == "coca" and spec.model.coca.eval_captions:

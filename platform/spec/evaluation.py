@@ -14,6 +14,10 @@ DEFAULT_TEMPLATES = (
     "a drawing of a {}.",
 )
 DEFAULT_PROBE_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+# Named lists of `eval.classnames` and `eval.templates`: attributes of `open_clip.zero_shot_metadata` (the lists
+# CLIP_benchmark also uses for ImageNet), looked up where they are used because open_clip is slow to import.
+NAMED_CLASSNAMES = {"imagenet1k": "IMAGENET_CLASSNAMES"}
+NAMED_TEMPLATES = {"openai_imagenet": "OPENAI_IMAGENET_TEMPLATES", "simple_imagenet": "SIMPLE_IMAGENET_TEMPLATES"}
 
 
 class EvalSection(Section):
@@ -33,8 +37,15 @@ class EvalSection(Section):
     """Zero-shot accuracy per domain (the shapes render style), when the data names domains."""
     plots: bool = True
     """Draw confusion matrix, recall@k, per-domain bars, patch heatmaps and a 2-D embedding projection."""
-    templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    """Prompt templates; `{}` is replaced by the class name and the embeddings are averaged."""
+    templates: str | tuple[str, ...] = DEFAULT_TEMPLATES
+    """Prompt templates (`{}` or `{c}` is replaced by the class name; the embeddings are averaged), or a named set:
+    `openai_imagenet` (OpenAI's 80 ImageNet templates) or `simple_imagenet` (their 7). A dataset that ships its own
+    templates (CLIP_benchmark's layout) uses those unless this is set."""
+    classnames: str | tuple[str, ...] | None = None
+    """Class names in label order instead of the dataset's, or `imagenet1k` (OpenAI's ImageNet-1k names, for an
+    ImageNet copy in class folders or shards). None: the names the dataset gives."""
+    language: str = "en"
+    """Language of the class names and prompts; recorded in every result as CLIP_benchmark does."""
     batch_size: int = Field(500, ge=1)
     """Evaluation batch size."""
     probe_weight_decays: tuple[float, ...] = DEFAULT_PROBE_WEIGHT_DECAYS
@@ -62,7 +73,20 @@ class EvalSection(Section):
 
     @field_validator("templates")
     @classmethod
-    def _templates_name_the_class(cls, templates: tuple[str, ...]) -> tuple[str, ...]:
-        if not templates or any("{}" not in template for template in templates):
-            raise ValueError("every template needs a {} for the class name")
+    def _templates_name_the_class(cls, templates: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        if isinstance(templates, str):
+            if templates not in NAMED_TEMPLATES:
+                raise ValueError(f"unknown template set {templates!r} (known: {', '.join(NAMED_TEMPLATES)}); or give a list of templates")
+            return templates
+        if not templates or any("{}" not in template and "{c}" not in template for template in templates):
+            raise ValueError("every template needs a {} (or {c}) for the class name")
         return templates
+
+    @field_validator("classnames")
+    @classmethod
+    def _known_class_list(cls, classnames: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(classnames, str) and classnames not in NAMED_CLASSNAMES:
+            raise ValueError(f"unknown class list {classnames!r} (known: {', '.join(NAMED_CLASSNAMES)}); or give a list of names")
+        if isinstance(classnames, tuple) and not classnames:
+            raise ValueError("an empty class list; leave it out to use the dataset's classes")
+        return classnames

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
@@ -32,9 +32,12 @@ class EncodedSet:
 
     image_features: torch.Tensor
     keys: list[str]
-    captions: list[str | None]
+    captions: list[tuple[str, ...]]
+    """Every caption of each image (none, one, or several)."""
     labels: list[str | None]
     domains: list[str | None]
+    label_indices: list[int | None] = field(default_factory=list)
+    """The class index the format gives, where it labels by index (see `EvalRecord.label_index`)."""
 
 
 def image_transform(built: BuiltModel) -> EvalImageTransform:
@@ -60,7 +63,8 @@ def encode_records(built: BuiltModel, records: Iterable[EvalRecord], batch_size:
             break
         pending.append(record)
         encoded.keys.append(record.key)
-        encoded.captions.append(record.caption)
+        encoded.captions.append(record.all_captions)
+        encoded.label_indices.append(record.label_index)
         encoded.labels.append(record.label)
         encoded.domains.append(record.domain)
         if len(pending) == batch_size:

@@ -30,6 +30,10 @@ class LoadedModel:
     """How results name the model: `NAME@ALIAS`, `NAME/VERSION`, `<run id>/step-N`, or the config name."""
     checkpoint_uri: str | None
     """Where the weights came from (None for random weights)."""
+    model: str = ""
+    """CLIP_benchmark's `model`: the config name, the registered model's name, or `<run id>/step-N`."""
+    pretrained: str = ""
+    """CLIP_benchmark's `pretrained`: the weights (a file, a checkpoint, `models:/NAME@ALIAS`); "" for random weights."""
 
 
 def load_model(reference: str, checkpoint_file: str | None = None, tracking_uri: str | None = None) -> LoadedModel:
@@ -40,11 +44,13 @@ def load_model(reference: str, checkpoint_file: str | None = None, tracking_uri:
     try:
         if reference.startswith(REGISTRY_PREFIX):
             resolved, name, source = weights.registered_weights(reference, tracking_uri), reference[len(REGISTRY_PREFIX):], reference
+            model = re.split(r"[@/]", name, maxsplit=1)[0]
         elif (checkpoint := checkpoint_uri_of(reference)) is not None:
             resolved, name, source = weights.checkpoint_weights(checkpoint), _checkpoint_name(checkpoint), checkpoint
+            model = name
         elif reference in available_presets():
             resolved = weights.checkpoint_weights(checkpoint_file) if checkpoint_file else None
-            name, source = _config_name(reference, checkpoint_file), checkpoint_file
+            name, source, model = _config_name(reference, checkpoint_file), checkpoint_file, reference
             if resolved is None or resolved.model_cfg is None:
                 resolved = weights.Weights(reference, load_model_cfg(reference), resolved.state_dict if resolved else None)
         else:
@@ -56,12 +62,13 @@ def load_model(reference: str, checkpoint_file: str | None = None, tracking_uri:
                     "or an open_clip config (see open_clip.list_models())"
                 )
             resolved, name, source = weights.open_clip_weights(reference, checkpoint_file), _config_name(reference, checkpoint_file), checkpoint_file
+            model = reference
         built = build_model_from_cfg(resolved.model_cfg)
         weights.load_weights(built.model, resolved, built.arch)
     except SpecError as err:
         raise VlpUserError(str(err).replace("model.init_from.checkpoint: ", "").replace("model.init_from: ", "")) from None
     built.model.eval()
-    return LoadedModel(built, name, source)
+    return LoadedModel(built, name, source, model, source or "")
 
 
 def checkpoint_uri_of(reference: str) -> str | None:

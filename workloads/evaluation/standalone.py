@@ -33,6 +33,8 @@ class EvalRequest:
     tracking_uri: str | None = None
     limit: int | None = None
     """Evaluate only the first N images (a quick look)."""
+    dataset_name: str | None = None
+    """How results name the dataset (CLIP_benchmark's `dataset`, e.g. `wds/vtab/cifar10`); default: from the data."""
 
 
 @dataclass
@@ -53,24 +55,25 @@ def evaluate(request: EvalRequest) -> EvalReport:
     from vlp.workloads.data.readers import open_source
     from vlp.workloads.evaluation.model_source import load_model
     from vlp.workloads.evaluation.prompts import load_prompts
-    from vlp.workloads.evaluation.publish import flat_metrics, slug, write_results
+    from vlp.workloads.evaluation.publish import evaluation_name, flat_metrics, write_results
     from vlp.workloads.evaluation.suite import run_suite
 
     tracking_uri = request.tracking_uri or default_tracking_uri()
     # The data first: a wrong path fails in a second, before a model is built or downloaded.
     source = open_source(request.data, request.data_format, request.reader)
-    prompts = load_prompts(request.classes_file, request.templates_file, source.classnames, request.section.templates)
+    prompts = load_prompts(source, request.section, request.classes_file, request.templates_file)
     probe_source = open_source(request.probe_train, request.data_format, request.reader) if request.probe_train else None
     loaded = load_model(request.model, request.checkpoint_file, tracking_uri)
     with tempfile.TemporaryDirectory() as scratch:
         output = run_suite(
-            loaded.built, source, request.section, loaded.name, plot_dir=Path(scratch),
-            prompts=prompts, probe_source=probe_source, limit=request.limit,
+            loaded.built, source, request.section, loaded.model, plot_dir=Path(scratch), prompts=prompts,
+            probe_source=probe_source, dataset_name=request.dataset_name, limit=request.limit, pretrained=loaded.pretrained,
         )
-        result_uris = write_results(output.results, request.output_uri, with_model=True)
+        result_uris = write_results(output.results, request.output_uri)
         plot_uris = []
         for plot in output.plots:
-            uri = join(request.output_uri, "plots", slug(loaded.name), plot.name)
+            # Figures of one evaluation together, in a folder named like its result files.
+            uri = join(request.output_uri, "plots", evaluation_name(output.results[0]), plot.name)
             open_storage(uri).upload_file(plot, uri)
             plot_uris.append(uri)
         report = EvalReport(output.results, result_uris, plot_uris, output.skipped, metrics=flat_metrics(output.results))
@@ -91,7 +94,7 @@ def _record(request: EvalRequest, loaded, source, output, tracking_uri: str) -> 
     }
     run_id = start_run(request.experiment, f"{loaded.name} on {source.name}", tags, params, tracking_uri)
     try:
-        log_to_mlflow(client(tracking_uri), run_id, output.results, output.plots, with_model=True)
+        log_to_mlflow(client(tracking_uri), run_id, output.results, output.plots)
     except BaseException:
         finish_run(run_id, "FAILED", tracking_uri)
         raise

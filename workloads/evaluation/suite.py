@@ -1,5 +1,5 @@
 """The evaluation battery for one model on one dataset; results in the layout CLIP_benchmark writes
-(`{"dataset", "model", "task", "metrics"}`), plus the figures that go with them.
+(see `publish.make_result`), plus the figures that go with them.
 
 One pass over the images encodes them (and scores segmentation on the way); every task then works on the
 encoded features. A task the data cannot support (no labels, captions, masks or domains) is skipped.
@@ -19,7 +19,8 @@ from vlp.workloads.evaluation.domain_accuracy import per_domain_accuracy
 from vlp.workloads.evaluation.encode import EncodedSet, encode_records, encode_texts, image_transform
 from vlp.workloads.evaluation.linear_probe import ProbeSplits, linear_probe, split_indices
 from vlp.workloads.evaluation.modality_gap import modality_gap
-from vlp.workloads.evaluation.prompts import Prompts, class_index, lookup, prompt_name
+from vlp.workloads.evaluation.prompts import LabelMap, Prompts, load_prompts
+from vlp.workloads.evaluation.publish import make_result
 from vlp.workloads.evaluation.retrieval import retrieval_metrics
 from vlp.workloads.evaluation.segmentation import SegmentationScorer, supports_segmentation
 from vlp.workloads.evaluation.zeroshot import build_classifier, classification_metrics
@@ -45,22 +46,24 @@ def run_suite(
     probe_source: EvalSource | None = None,
     dataset_name: str | None = None,
     limit: int | None = None,
+    pretrained: str = "",
 ) -> SuiteOutput:
-    """`probe_source` trains the linear probe (default: a split of `source`); `plot_dir` None draws nothing."""
+    """`model_name` and `pretrained` name the model and its weights in the results as CLIP_benchmark's `model`
+    and `pretrained` do (`pretrained` "" for random weights); `probe_source` trains the linear probe (default: a
+    split of `source`); `plot_dir` None draws nothing."""
     built.model.eval()
     dataset = dataset_name or source.name
-    prompts = prompts or Prompts(source.classnames, section.templates)
-    index = class_index(prompts.classnames)
+    prompts = prompts or load_prompts(source, section)
+    label_map = LabelMap(prompts.classnames, source.classnames)
     output = SuiteOutput()
     draw = plot_dir is not None and section.plots
 
-    def add(task: str, metrics: dict) -> None:
-        output.results.append({"dataset": dataset, "model": model_name, "task": task, "metrics": metrics})
+    def add(task: str, metrics: dict, num_images: int, num_captions: int = 0) -> None:
+        output.results.append(make_result(dataset, model_name, pretrained, task, metrics, section.language, num_images, num_captions))
 
     classifier = None
     if prompts.classnames and (section.zeroshot or section.per_domain or section.segmentation or section.modality_gap):
-        names = [prompt_name(name) for name in prompts.classnames]
-        classifier = build_classifier(built.model.encode_text, built.tokenizer, names, list(prompts.templates))
+        classifier = build_classifier(built.model.encode_text, built.tokenizer, prompts.prompt_names(), list(prompts.templates))
     scorer = None
     if section.segmentation:
         if not supports_segmentation(built.model):
@@ -68,10 +71,11 @@ def run_suite(
         elif classifier is None:
             output.skipped["zeroshot_segmentation"] = "no class names"
         else:
-            scorer = SegmentationScorer(built.model, classifier.T.contiguous(), index, image_transform(built), section.background_threshold)
+            scorer = SegmentationScorer(built.model, classifier.T.contiguous(), label_map.index, image_transform(built), section.background_threshold)
     encoded = encode_records(built, source.read(), section.batch_size, hooks=(scorer,) if scorer else (), limit=limit)
-    labelled = [row for row, label in enumerate(encoded.labels) if lookup(index, label) is not None]
-    labels = torch.tensor([lookup(index, encoded.labels[row]) for row in labelled], dtype=torch.long)
+    classes = [label_map(label, index) for label, index in zip(encoded.labels, encoded.label_indices)]
+    labelled = [row for row, label in enumerate(classes) if label is not None]
+    labels = torch.tensor([classes[row] for row in labelled], dtype=torch.long)
     features = encoded.image_features[labelled] if labelled else encoded.image_features[:0]
 
     predictions = None
@@ -79,7 +83,7 @@ def run_suite(
         logits = features @ classifier
         predictions = logits.argmax(dim=1)
         if section.zeroshot:
-            add("zeroshot_classification", classification_metrics(logits, labels, len(prompts.classnames)))
+            add("zeroshot_classification", classification_metrics(logits, labels, with_acc5=len(prompts.classnames) >= 5), len(labels))
             if draw:
                 output.plots.append(plots.confusion_matrix(predictions, labels, list(prompts.classnames), f"zero-shot: {model_name} on {dataset}", plot_dir / f"{dataset}-confusion-matrix.png"))
     elif section.zeroshot:
@@ -89,33 +93,33 @@ def run_suite(
         domains = [encoded.domains[row] for row in labelled]
         if predictions is not None and domains and all(domains):
             metrics = per_domain_accuracy(predictions, labels, domains)
-            add("domain_accuracy", metrics)
+            add("domain_accuracy", metrics, len(labels))
             if draw:
                 by_domain = {key.split("/", 1)[1]: value for key, value in metrics.items() if key.startswith("acc1/")}
                 output.plots.append(plots.grouped_bars({"zero-shot acc1": by_domain}, f"per-domain accuracy: {model_name} on {dataset}", "acc1", plot_dir / f"{dataset}-per-domain.png"))
         else:
             output.skipped["domain_accuracy"] = "the images name no domains"
 
-    has_captions = bool(encoded.captions) and all(caption for caption in encoded.captions)
+    has_captions = bool(encoded.captions) and all(encoded.captions)
     if section.retrieval:
         if has_captions:
-            unique_texts = sorted(set(encoded.captions))
-            text_index = {text: i for i, text in enumerate(unique_texts)}
-            text_features = encode_texts(built, unique_texts, section.batch_size)
-            image_to_text = torch.tensor([text_index[caption] for caption in encoded.captions])
-            metrics = retrieval_metrics(encoded.image_features, text_features, image_to_text)
-            add("zeroshot_retrieval", metrics)
+            texts = [caption for captions in encoded.captions for caption in captions]
+            text_to_image = torch.tensor([image for image, captions in enumerate(encoded.captions) for _ in captions])
+            metrics = retrieval_metrics(encoded.image_features, _encode_each_once(built, texts, section.batch_size), text_to_image)
+            add("zeroshot_retrieval", metrics, len(encoded.captions), len(texts))
             if draw:
                 output.plots.append(plots.recall_at_k(metrics, f"retrieval: {model_name} on {dataset}", plot_dir / f"{dataset}-recall-at-k.png"))
         else:
             output.skipped["zeroshot_retrieval"] = "the images have no captions"
 
     if section.linear_probe:
-        splits = _probe_splits(built, features, labels, index, section, probe_source, limit)
+        probe_labels = LabelMap(prompts.classnames, probe_source.classnames) if probe_source is not None else label_map
+        splits = _probe_splits(built, features, labels, probe_labels, section, probe_source, limit)
         if splits is None:
             output.skipped["linear_probe"] = "too few labelled images for train, validation and test splits"
         else:
-            add("linear_probe", linear_probe(splits, len(prompts.classnames), section.probe_weight_decays))
+            metrics = linear_probe(splits, len(prompts.classnames), section.probe_weight_decays)
+            add("linear_probe", {**metrics, "num_train_images": len(splits.train_labels) + len(splits.val_labels)}, len(splits.test_labels))
 
     if section.modality_gap:
         paired_texts = _paired_texts(encoded, labels, prompts, has_captions)
@@ -124,13 +128,13 @@ def run_suite(
         else:
             images = encoded.image_features if has_captions else features
             texts = encode_texts(built, paired_texts, section.batch_size)
-            add("modality_gap", modality_gap(images, texts))
+            add("modality_gap", modality_gap(images, texts), len(images), len(paired_texts) if has_captions else 0)
             if draw:
                 output.plots.append(plots.embedding_projection(images, texts, f"image and text embeddings (PCA): {model_name} on {dataset}", plot_dir / f"{dataset}-embedding-projection.png"))
 
     if scorer is not None:
         if scorer.scored:
-            add("zeroshot_segmentation", scorer.metrics())
+            add("zeroshot_segmentation", scorer.metrics(), scorer.scored)
             if draw and scorer.samples:
                 output.plots.append(plots.patch_heatmaps(scorer.samples, image_transform(built).unnormalise, f"patch–text similarity: {model_name}", plot_dir / f"{dataset}-patch-heatmaps.png"))
         else:
@@ -138,7 +142,7 @@ def run_suite(
     return output
 
 
-def _probe_splits(built, features, labels, index, section: EvalSection, probe_source, limit) -> ProbeSplits | None:
+def _probe_splits(built, features, labels, label_map: LabelMap, section: EvalSection, probe_source, limit) -> ProbeSplits | None:
     if probe_source is None:
         fit, val, test = split_indices(len(labels), section.probe_split)
         if min(len(fit), len(val), len(test)) == 0:
@@ -146,9 +150,10 @@ def _probe_splits(built, features, labels, index, section: EvalSection, probe_so
         return ProbeSplits(features[fit], labels[fit], features[val], labels[val], features[test], labels[test])
     # A separate training set: split it into train and validation in the configured ratio; test on `source`.
     train = encode_records(built, probe_source.read(), section.batch_size, limit=limit)
-    rows = [row for row, label in enumerate(train.labels) if lookup(index, label) is not None]
+    classes = [label_map(label, index) for label, index in zip(train.labels, train.label_indices)]
+    rows = [row for row, label in enumerate(classes) if label is not None]
     train_features = train.image_features[rows]
-    train_labels = torch.tensor([lookup(index, train.labels[row]) for row in rows], dtype=torch.long)
+    train_labels = torch.tensor([classes[row] for row in rows], dtype=torch.long)
     fraction = section.probe_split[0] / sum(section.probe_split)
     fit, val, rest = split_indices(len(rows), (fraction, 1 - fraction))
     val = torch.cat([val, rest])
@@ -158,9 +163,18 @@ def _probe_splits(built, features, labels, index, section: EvalSection, probe_so
 
 
 def _paired_texts(encoded: EncodedSet, labels: torch.Tensor, prompts: Prompts, has_captions: bool) -> list[str] | None:
-    """One text per image: its caption, or else the first template filled with its class."""
+    """One text per image: its (first) caption, or else the first template filled with its class."""
     if has_captions:
-        return list(encoded.captions)
+        return [captions[0] for captions in encoded.captions]
     if not len(labels) or not prompts.templates:
         return None
-    return [prompts.templates[0].format(prompt_name(prompts.classnames[label])) for label in labels.tolist()]
+    names = prompts.prompt_names()
+    return [prompts.templates[0].format(names[label]) for label in labels.tolist()]
+
+
+def _encode_each_once(built: BuiltModel, texts: list[str], batch_size: int) -> torch.Tensor:
+    """Features of every text, row for row, each distinct text encoded once (generated captions repeat a lot)."""
+    unique = sorted(set(texts))
+    features = encode_texts(built, unique, batch_size)
+    position = {text: row for row, text in enumerate(unique)}
+    return features[torch.tensor([position[text] for text in texts], dtype=torch.long)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -17,11 +19,16 @@ def build_classifier(encode_text, tokenizer, classnames: list[str], templates: l
     return torch.stack(columns, dim=1)
 
 
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """acc1, acc5 (top-k capped at the number of classes) and mean per-class recall."""
-    top = logits.topk(min(5, num_classes), dim=1).indices
-    acc1 = (top[:, 0] == labels).float().mean().item()
-    acc5 = (top == labels[:, None]).any(dim=1).float().mean().item()
-    predictions = top[:, 0]
-    recalls = [(predictions[labels == c] == c).float().mean().item() for c in range(num_classes) if (labels == c).any()]
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, with_acc5: bool) -> dict[str, float]:
+    """CLIP_benchmark's `acc1`, `acc5` and `mean_per_class_recall` (sklearn's balanced accuracy: the mean recall
+    of the classes that occur in `labels`). `with_acc5` False gives acc5 NaN, as CLIP_benchmark writes for
+    fewer than five classes."""
+    # Top-1 from the same topk call as CLIP_benchmark's `accuracy` and the recall from argmax, as there: on
+    # tied logits the two can pick different classes.
+    top = logits.topk(5 if with_acc5 else 1, dim=1).indices
+    count = len(labels)
+    acc1 = (top[:, 0] == labels).sum().item() / count
+    acc5 = (top == labels[:, None]).any(dim=1).sum().item() / count if with_acc5 else math.nan
+    predictions = logits.argmax(dim=1)
+    recalls = [(predictions[labels == c] == c).sum().item() / (labels == c).sum().item() for c in labels.unique().tolist()]
     return {"acc1": acc1, "acc5": acc5, "mean_per_class_recall": sum(recalls) / len(recalls)}

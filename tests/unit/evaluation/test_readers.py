@@ -118,3 +118,43 @@ def test_domainbed_table_and_shards_read_from_s3(tmp_path, s3_bucket, s3_env):
     shards = upload_tree(write_shards(tmp_path / "wds", 9), s3_bucket, "readers/wds")
     records = list(open_source(shards, options=COLOUR_LABELS).read())
     assert len(records) == 9 and records[0].label == "red" and records[0].mask is not None
+
+
+@pytest.fixture
+def clip_benchmark_folder(tmp_path):
+    from clip_benchmark_data import write_classification
+
+    return write_classification(tmp_path / "wds_toy", 10, per_shard=4)
+
+
+def test_clip_benchmark_layout_is_detected_at_its_root_and_its_split_folder(clip_benchmark_folder):
+    assert detect_format(str(clip_benchmark_folder)) == "clip_benchmark"
+    assert detect_format(str(clip_benchmark_folder / "test")) == "clip_benchmark"
+    records = list(open_source(str(clip_benchmark_folder)).read())
+    assert [r.label_index for r in records] == [i % 6 for i in range(10)] and records[7].label == "class 1"
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: (root / "classnames.txt").unlink(), "classnames.txt: missing"),
+        (lambda root: (root / "test" / "nshards.txt").write_text("three\n"), "nshards.txt: expected the number of shards"),
+        (lambda root: (root / "test" / "nshards.txt").write_text("4\n"), "test/3.tar: missing"),
+        (lambda root: (root / "dataset_type.txt").write_text("multilabel\n"), "dataset_type.txt: dataset type 'multilabel' is not supported"),
+    ],
+)
+def test_clip_benchmark_layout_problems_name_the_file(clip_benchmark_folder, damage, message):
+    damage(clip_benchmark_folder)
+    with pytest.raises(StorageError, match=message):
+        open_source(str(clip_benchmark_folder))
+
+
+def test_clip_benchmark_split_must_exist(clip_benchmark_folder):
+    with pytest.raises(StorageError, match="train/nshards.txt: missing"):
+        open_source(str(clip_benchmark_folder), "clip_benchmark", ReaderOptions(split="train"))
+
+
+def test_clip_benchmark_label_outside_the_class_list_names_the_sample(clip_benchmark_folder):
+    (clip_benchmark_folder / "classnames.txt").write_text("only\ntwo\n")
+    with pytest.raises(StorageError, match=r"0\.tar: sample s0000002: label b'2' is not an index into the 2 class names"):
+        list(open_source(str(clip_benchmark_folder)).read())

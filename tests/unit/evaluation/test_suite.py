@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from colour_toy import toy_model, write_image_folder, write_shards
 from PIL import Image
@@ -25,9 +27,13 @@ def test_every_task_scores_the_toy_model_perfectly_and_draws_its_plots(tmp_path)
     output = run_suite(toy_model(patch_maps=True), source, SECTION, "colour-clip", plot_dir=tmp_path / "plots")
     metrics = by_task(output)
     assert output.skipped == {}
-    assert metrics["zeroshot_classification"] == {"acc1": 1.0, "acc5": 1.0, "mean_per_class_recall": 1.0}
-    assert all(value == 1.0 for key, value in metrics["zeroshot_retrieval"].items())
-    assert metrics["linear_probe"]["acc1"] == 1.0
+    # Three classes: acc5 is undefined, written as NaN like CLIP_benchmark does.
+    assert metrics["zeroshot_classification"]["acc1"] == 1.0 and metrics["zeroshot_classification"]["mean_per_class_recall"] == 1.0
+    assert math.isnan(metrics["zeroshot_classification"]["acc5"])
+    # Each colour's 12 images share one caption and one embedding. A caption is right only for its own image,
+    # as in CLIP_benchmark: the 12 identical queries get the same top k of the 12 tied images, so k of them hit.
+    assert metrics["zeroshot_retrieval"] == pytest.approx({f"{way}_retrieval_recall@{k}": k / 12 for k in (1, 5, 10) for way in ("image", "text")})
+    assert metrics["linear_probe"]["lp_acc1"] == 1.0
     assert metrics["domain_accuracy"] == {"acc1/bright": 1.0, "acc1/dark": 1.0, "mean_acc1": 1.0, "worst_acc1": 1.0}
     # Image and text embeddings are the same unit vectors: no gap at all.
     assert metrics["modality_gap"]["gap"] == pytest.approx(0.0, abs=1e-6)
@@ -45,12 +51,16 @@ def test_results_are_written_in_clip_benchmark_layout(tmp_path):
 
     source = open_source(str(write_shards(tmp_path / "wds", 12)), options=ReaderOptions(label_field="colour"))
     output = run_suite(toy_model(), source, SECTION, "colour-clip", dataset_name="toy")
-    uris = write_results(output.results, str(tmp_path / "results"), with_model=True)
+    uris = write_results(output.results, str(tmp_path / "results"))
     document = json.loads(open(uris[0]).read())
-    assert set(document) == {"dataset", "model", "task", "metrics"} and document["dataset"] == "toy"
-    assert uris[0].endswith("toy_colour-clip_zeroshot_classification.json")
-    assert flat_metrics(output.results)["zeroshot/toy/acc1"] == 1.0
-    assert flat_metrics(output.results)["retrieval/toy/text_retrieval_recall_at_1"] == 1.0
+    assert list(document) == ["dataset", "model", "pretrained", "task", "metrics", "language", "num_images", "num_captions"]
+    assert (document["dataset"], document["model"], document["pretrained"], document["language"]) == ("toy", "colour-clip", "", "en")
+    assert uris[0].endswith("/toy__colour-clip_en_zeroshot_classification.json")
+    counts = {result["task"]: (result["num_images"], result["num_captions"]) for result in output.results}
+    assert counts["zeroshot_classification"] == (12, 0) and counts["zeroshot_retrieval"] == (12, 12)
+    flat = flat_metrics(output.results)
+    assert flat["zeroshot/toy/acc1"] == 1.0 and flat["retrieval/toy/text_retrieval_recall_at_5"] == 1.0
+    assert "zeroshot/toy/acc5" not in flat  # NaN stays in the JSON, out of MLflow
 
 
 def test_tasks_the_data_or_model_cannot_support_are_skipped_with_a_reason(tmp_path):

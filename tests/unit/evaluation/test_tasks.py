@@ -28,7 +28,9 @@ def test_linear_probe_is_perfect_on_separable_features():
     train, val, test = split_indices(300, (0.6, 0.2))
     splits = ProbeSplits(features[train], labels[train], features[val], labels[val], features[test], labels[test])
     metrics = linear_probe(splits, 5, (1e-4, 1e-2, 1.0))
-    assert metrics["acc1"] == 1.0 and metrics["mean_per_class_recall"] == 1.0 and metrics["val_acc1"] == 1.0
+    assert metrics["lp_acc1"] == 1.0 and metrics["lp_mean_per_class_recall"] == 1.0 and metrics["val_acc1"] == 1.0
+    # CLIP_benchmark's linear probe leaves acc5 undefined unless the test labels reach class index 5.
+    assert math.isnan(metrics["lp_acc5"])
     # Every penalty separates these: the tie goes to the strongest.
     assert metrics["weight_decay"] == 1.0
 
@@ -50,7 +52,15 @@ def test_linear_probe_searches_weight_decay_on_validation_then_refits_on_train_a
     chosen = linear_probe(splits, 2, (1e-6, 10.0))
     assert chosen["weight_decay"] == 10.0 and chosen["val_acc1"] == strong["val_acc1"]
     # The refit sees 430 samples instead of 30: the test accuracy is well above the validation accuracy of the search.
-    assert chosen["acc1"] > chosen["val_acc1"] + 0.05
+    assert chosen["lp_acc1"] > chosen["val_acc1"] + 0.05
+
+
+def test_linear_probe_reports_clip_benchmarks_keys():
+    features, labels = separable(240, 8, seed=1)
+    train, val, test = split_indices(240, (0.6, 0.2))
+    metrics = linear_probe(ProbeSplits(features[train], labels[train], features[val], labels[val], features[test], labels[test]), 8, (1e-3,))
+    assert list(metrics) == ["lp_acc1", "lp_acc5", "lp_mean_per_class_recall", "weight_decay", "val_acc1"]
+    assert metrics["lp_acc5"] == 1.0 and metrics["weight_decay"] == 1e-3
 
 
 def test_logistic_regression_penalty_shrinks_weights():

@@ -1,7 +1,8 @@
 """Readers for evaluation and domain-generalization data, one module per format, all yielding `EvalRecord`s.
 
 `open_source(uri, format)` picks the reader; `format="auto"` decides from the URI: a `.csv`/`.tsv`
-table, a folder of `*.tar` shards, or image folders one (`class/`) or two (`domain/class/`) deep.
+table, CLIP_benchmark's webdataset layout (`{split}/nshards.txt`), a folder of `*.tar` shards, or image
+folders one (`class/`) or two (`domain/class/`) deep.
 Local paths and `s3://` URIs work alike (everything is read through `vlp.platform.storage`).
 """
 
@@ -14,8 +15,8 @@ from vlp.platform.errors import StorageError
 from vlp.platform.storage import open_storage
 from vlp.workloads.data.readers.records import EvalRecord, EvalSource, is_image
 
-Format = Literal["auto", "wds", "csv", "folder", "domainbed"]
-FORMATS = ("auto", "wds", "csv", "folder", "domainbed")
+Format = Literal["auto", "wds", "clip_benchmark", "csv", "folder", "domainbed"]
+FORMATS = ("auto", "wds", "clip_benchmark", "csv", "folder", "domainbed")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ReaderOptions:
     """Tables: the field separator (default: tab for .tsv, comma otherwise)."""
     classnames: tuple[str, ...] = ()
     """Class names in label order; default: what the dataset says (manifest, classnames.txt, folder names)."""
+    split: str = "test"
+    """CLIP_benchmark's layout: the split folder to read (`test/`, `train/`, ...)."""
 
 
 def open_source(uri: str, format: Format = "auto", options: ReaderOptions = ReaderOptions()) -> EvalSource:
@@ -46,6 +49,10 @@ def open_source(uri: str, format: Format = "auto", options: ReaderOptions = Read
         from vlp.workloads.data.readers.webdataset_shards import open_shards
 
         return open_shards(uri, options.label_field, options.domain_field, options.classnames)
+    if format == "clip_benchmark":
+        from vlp.workloads.data.readers.clip_benchmark import open_clip_benchmark
+
+        return open_clip_benchmark(uri, options.split, options.classnames)
     if format == "csv":
         from vlp.workloads.data.readers.csv_table import open_table
 
@@ -69,7 +76,10 @@ def detect_format(uri: str) -> str:
         return "csv"
     prefix = uri.rstrip("/") + "/"
     depths = set()
-    for item in open_storage(uri).list(prefix):
+    listing = list(open_storage(uri).list(prefix))
+    if any(item.endswith("/nshards.txt") for item in listing):
+        return "clip_benchmark"
+    for item in listing:
         if item.endswith(".tar"):
             return "wds"
         if is_image(item):

@@ -17,6 +17,7 @@ class EvalRecord:
     image: bytes
     """The encoded image (PNG, JPEG, ...)."""
     caption: str | None = None
+    """The image's caption (its first, where it has several)."""
     label: str | None = None
     """Class name of the image."""
     domain: str | None = None
@@ -25,6 +26,15 @@ class EvalRecord:
     """Encoded greyscale PNG: 0 is background, i+1 marks pixels of object i."""
     object_labels: tuple[str, ...] = ()
     """Class name of each object in `mask`, in mask order."""
+    captions: tuple[str, ...] = ()
+    """Every caption of the image where it has several (COCO and Flickr have five); empty: just `caption`."""
+    label_index: int | None = None
+    """Position of the class in the source's `classnames`, where the format labels by index (CLIP_benchmark's
+    `.cls`); it tells apart classes that share a name (ImageNet has two `missile`s)."""
+
+    @property
+    def all_captions(self) -> tuple[str, ...]:
+        return self.captions or ((self.caption,) if self.caption else ())
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class EvalSource:
     read: Callable[[], Iterator[EvalRecord]] = field(repr=False)
     domains: tuple[str, ...] = ()
     """Domains known up front (folder names, the manifest's); readers may also find them while reading."""
+    templates: tuple[str, ...] = ()
+    """Prompt templates the dataset ships (CLIP_benchmark's `zeroshot_classification_templates.txt`), `{c}` or `{}` for the class."""
 
 
 def is_image(name: str) -> bool:
