@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy
 import torch
 
 # Characters on which ftfy.fix_text and html.unescape change nothing the cleaning keeps: printable ASCII
@@ -63,14 +64,15 @@ class CaptionTokenizer:
         sot, eot = self.tokenizer.sot_token_id, self.tokenizer.eot_token_id
         if self.tokenizer.reduction_fn is not None:
             return self.tokenizer.reduction_fn(texts, context_length=length, sot_token_id=sot, eot_token_id=eot, encode_fn=self.encode)
-        result = torch.zeros(len(texts), length, dtype=torch.long)
+        # Rows go into a numpy array: torch.tensor per row (or of nested lists) cost more than the cached encoding.
+        result = numpy.zeros((len(texts), length), dtype=numpy.int64)
         for row, text in enumerate(texts):
             ids = [sot, *self.encode(text), eot]
             if len(ids) > length:
                 ids = ids[:length]
                 ids[-1] = eot
-            result[row, : len(ids)] = torch.tensor(ids)
-        return result
+            result[row, : len(ids)] = ids
+        return torch.from_numpy(result)
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
