@@ -1,5 +1,5 @@
 """DG data steps: make sure the domain-labelled dataset exists (generate shapes with one shape per image, cached by
-its parameters, or take a DomainBed folder), then name the domains the study holds out one by one.
+its parameters, or take the shards or DomainBed folder at `dg.root`), then name the domains the study holds out one by one.
 
 They are two steps because the held-out domains fan out with `ParallelFor`, which kfp.local can only feed from a
 step's single output."""
@@ -25,7 +25,7 @@ def run(spec_json: str, runtime_json: str, run_id: str) -> str:
 def ensure_dataset(spec, runtime) -> str:
     """The study's dataset URI, generating the shapes images unless a complete copy exists (so it is cheap to repeat)."""
     dg = spec.dg
-    if dg.source == "domainbed":
+    if dg.source != "shapes":
         return dg.root
     from vlp.pipelines.steps.prepare_data import ensure_shapes
     from vlp.workloads.data.shapes import ShapesParams
@@ -43,12 +43,12 @@ def ensure_dataset(spec, runtime) -> str:
 def held_out_domains(spec_json: str, runtime_json: str, run_id: str, dataset_uri: str) -> list[str]:
     """`dg.domains`, or every domain of the data; each is checked to exist."""
     spec, runtime = decode(spec_json, runtime_json)
-    if spec.dg.source == "domainbed":
-        from vlp.workloads.data.readers.domainbed import open_domainbed
-
-        found = open_domainbed(dataset_uri).domains
-    else:
+    if spec.dg.source == "shapes" and spec.dg.domain_field == "style":
         found = tuple(spec.data.shapes.styles)
+    else:
+        from vlp.workloads.dg.data import domains_of, open_dg_source
+
+        found = domains_of(open_dg_source(spec.dg, dataset_uri))
     missing = sorted(set(spec.dg.domains) - set(found))
     if missing:
         raise SpecError(f"dg.domains: {', '.join(missing)} not in the data (domains there: {', '.join(found)})")

@@ -32,10 +32,15 @@ class DgSection(Section):
     """Leave-one-domain-out: each domain is held out once; methods train on the others, are selected by their
     accuracy on held-out images of the training domains, and are scored on the held-out domain."""
 
-    source: Literal["shapes", "domainbed"] = "shapes"
-    """`shapes`: generate one-shape images whose render styles are the domains; `domainbed`: read `root`."""
+    source: Literal["shapes", "shards", "domainbed"] = "shapes"
+    """`shapes`: generate one-shape images whose render styles are the domains; `shards`: read webdataset shards at
+    `root` (class and domain from each sample's json); `domainbed`: read DomainBed folders at `root`."""
     root: str | None = None
-    """A DomainBed-style dataset, `root/domain/class/*.jpg` (local or s3://), when `source: domainbed`."""
+    """The dataset when `source` is `shards` (a folder of *.tar) or `domainbed` (`root/domain/class/*.jpg`); local or s3://."""
+    label_field: str = Field("shape", min_length=1)
+    """`shapes` and `shards`: the json field holding each image's class (shapes also has `colour` and `size`)."""
+    domain_field: str = Field("style", min_length=1)
+    """`shapes` and `shards`: the json field holding each image's domain (shapes: `style`, the render style)."""
     samples: int = Field(4000, ge=16, le=1_000_000)
     """`source: shapes`: images to generate over all domains (styles are drawn uniformly)."""
     domains: tuple[str, ...] = ()
@@ -69,9 +74,11 @@ class DgSection(Section):
     """InDiGo settings."""
 
     @model_validator(mode="after")
-    def _domainbed_needs_a_root(self) -> "DgSection":
-        if self.source == "domainbed" and not self.root:
-            raise ValueError("dg.root is required when dg.source is 'domainbed'")
+    def _sources_need_what_they_read(self) -> "DgSection":
+        if self.source != "shapes" and not self.root:
+            raise ValueError(f"dg.root is required when dg.source is {self.source!r}")
+        if self.source == "domainbed" and {"label_field", "domain_field"} & self.changed_fields():
+            raise ValueError("dg.label_field and dg.domain_field apply to shards; DomainBed folders name the domain and class")
         if self.domains and len(self.domains) < 2:
             raise ValueError("dg.domains: leave-one-domain-out needs at least two domains")
         if len(set(self.methods)) != len(self.methods) or not self.methods:

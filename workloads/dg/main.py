@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from vlp.platform.tracking.mlflow_tracker import MlflowTracker
-    from vlp.workloads.data.readers import ReaderOptions, open_source
-    from vlp.workloads.dg.data import load_domain_data
+    from vlp.workloads.dg.data import load_domain_data, open_dg_source
     from vlp.workloads.dg.method import frozen_image_features
     from vlp.workloads.dg.study import result_uri, run_held_out
     from vlp.workloads.evaluation.encode import image_transform
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         pretrained = load_model(args.pretrained, settings.pretrained_checkpoint, args.tracking_uri).built
         pretrained.model.requires_grad_(False)
-        source = open_source(args.dataset, "wds" if settings.source == "shapes" else "domainbed", ReaderOptions(label_field="shape", domain_field="style"))
-        data = load_domain_data(source, image_transform(pretrained), tuple(settings.domains))
+        data = load_domain_data(open_dg_source(settings, args.dataset), image_transform(pretrained), tuple(settings.domains))
         frozen = frozen_image_features(pretrained, data)
         if dist.is_main:
             trackers = {method: MlflowTracker(run_id, args.tracking_uri) for method, run_id in json.loads(args.child_runs).items()}

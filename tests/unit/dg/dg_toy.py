@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from vlp.workloads.dg.data import DomainData
+from vlp.workloads.data.image_transforms import ImagePreprocess
+from vlp.workloads.dg.data import DomainData, ImageRows
 from vlp.workloads.evaluation.transform import EvalImageTransform
 from vlp.workloads.models.catalog import load_model_cfg
 from vlp.workloads.models.factory import build_model_from_cfg
@@ -26,8 +27,8 @@ def colour_domains(per_cell: int = 6, size: int = 32) -> DomainData:
                 images.append(image)
                 labels.append(c)
                 domains.append(d)
-    transform = EvalImageTransform(size, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    return DomainData(torch.stack(images), torch.tensor(labels), torch.tensor(domains), CLASSES, DOMAINS, transform)
+    transform = EvalImageTransform(ImagePreprocess(size=(size, size), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    return DomainData(ImageRows.of(torch.stack(images)), torch.tensor(labels), torch.tensor(domains), CLASSES, DOMAINS, transform)
 
 
 def tiny_pretrained(preset: str = "shapes-rn-tiny"):

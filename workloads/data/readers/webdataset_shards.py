@@ -21,7 +21,7 @@ def open_shards(uri: str, label_field: str = "shape", domain_field: str = "style
     shards = list_shards(uri)
     manifest = _read_json(join(uri, "manifest.json"))
     listed = _read_lines(join(uri, "classnames.txt"))
-    domains = tuple(manifest.get("domains", ())) if manifest else ()
+    domains = _manifest_domains(manifest, domain_field) if manifest else ()
     if not classnames:
         classnames = tuple(manifest.get("classes", {}).get(label_field, ())) if manifest else ()
     classnames = classnames or listed
@@ -35,6 +35,13 @@ def open_shards(uri: str, label_field: str = "shape", domain_field: str = "style
         # No manifest and no class list: the classes are the label values that occur, in sorted order.
         classnames = tuple(sorted({record.label for record in read() if record.label is not None}))
     return EvalSource(name=dataset_name(uri), uri=uri, format="wds", classnames=classnames, read=read, domains=domains)
+
+
+def _manifest_domains(manifest: dict, domain_field: str) -> tuple[str, ...]:
+    """A shapes manifest lists its render styles as `domains`; another field's values are among its `classes`."""
+    if domain_field == "style":
+        return tuple(manifest.get("domains", ()))
+    return tuple(manifest.get("classes", {}).get(domain_field, ()))
 
 
 def _record(sample: dict, label_field: str, domain_field: str, listed: tuple[str, ...]) -> EvalRecord:
