@@ -11,8 +11,8 @@ def submit(
     experiment: Path = typer.Argument(..., help="Experiment file (YAML)."),
     profile: str = typer.Option(..., "--profile", "-p", envvar="VLP_PROFILE", help="Cluster profile to submit to (`vlp profiles list`)."),
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set train.lr=0.001 (repeatable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Write the compiled pipeline and each training step's Volcano job to --out; contact nothing."),
-    out: Path = typer.Option(None, "--out", help="Directory for pipeline.yaml and <step>.volcano.yaml (needed with --dry-run; kept when submitting)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write the compiled pipeline and every Volcano job its training steps launch to --out; contact nothing."),
+    out: Path = typer.Option(None, "--out", help="Directory for pipeline.yaml and <job>.volcano.yaml (needed with --dry-run; kept when submitting)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Compile the experiment's pipeline with the profile's Kubernetes settings and start it on Kubeflow Pipelines."""
@@ -40,7 +40,7 @@ def submit(
 def _report(package, submitted, out: Path | None, json_output: bool) -> None:
     from vlp.cli.output import print_json
 
-    files = {"pipeline": str(package.pipeline), "training_jobs": {step: str(path) for step, path in package.training_jobs.items()}} if out else {}
+    files = {"pipeline": str(package.pipeline), "training_jobs": {job: str(path) for job, path in package.training_jobs.items()}} if out else {}
     if json_output:
         document = {"profile": package.profile.name, "experiment": package.experiment, "run_name": package.run_name, "run_key": package.runtime.run_key, **files}
         if submitted is not None:
@@ -49,9 +49,10 @@ def _report(package, submitted, out: Path | None, json_output: bool) -> None:
         return
     if submitted is None:
         typer.echo(f"dry run for profile {package.profile.name}: nothing was submitted")
-        typer.echo(f"  pipeline      {files['pipeline']}")
-        for step, path in files["training_jobs"].items():
-            typer.echo(f"  {step:<13} {path}  (Volcano job)")
+        width = max(len("pipeline"), *(len(job) for job in files["training_jobs"]))
+        typer.echo(f"  {'pipeline':<{width}}  {files['pipeline']}")
+        for job, path in files["training_jobs"].items():
+            typer.echo(f"  {job:<{width}}  {path}  (Volcano job)")
         return
     typer.echo(f"submitted {package.spec.name} to {package.profile.kfp.host} (KFP experiment {package.experiment})")
     typer.echo(f"  run    {submitted.run_id}  ({submitted.run_name})")

@@ -3,10 +3,11 @@ hook of `build_pipeline`.
 
 Every step pod gets modest CPU and memory, the profile's step node selector and tolerations, S3 and
 MLflow credentials as env from Secrets (by name and key: no value enters the compiled YAML), labels
-for team, experiment, spec hash and run key, and a deadline. Data, evaluation and registration
-steps are retried; the train step is not (torchrun restarts its workers, `resources.max_restarts`).
+for team, experiment, spec hash and run key, and a deadline. What differs between steps comes from the
+step table (`step_table.py`): training steps get the training deadline and are never retried by KFP (Volcano
+restarts their jobs, `resources.max_restarts`); light steps marked `retried` are retried.
 
-No step asks for a GPU. The train step only launches the TorchX job and waits for it, so GPUs, the
+No step asks for a GPU. A train step only launches the TorchX job and waits for it, so GPUs, the
 accelerator type and the training node selector belong on the Volcano job's pods
 (`RuntimeContext.training_pod`); a GPU on the step pod would sit idle for the whole run.
 """
@@ -15,20 +16,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+from vlp.pipelines.step_table import Step
 from vlp.platform.cluster_profile import ClusterProfile
 from vlp.platform.launch.kubernetes_pods import run_labels
 from vlp.platform.spec import ExperimentSpec
 
-TRAIN_STEPS = frozenset({"pretrain"})
-RETRIED_STEPS = frozenset({"prepare-data", "evaluate", "register"})
 
-
-def step_configurator(profile: ClusterProfile, spec: ExperimentSpec, run_key: str) -> Callable[[object, str], None]:
-    """`configure_step(task, step_name)` for `build_pipeline`, closed over this submission's profile and spec."""
+def step_configurator(profile: ClusterProfile, spec: ExperimentSpec, run_key: str) -> Callable[[object, Step], None]:
+    """`configure_step(task, step)` for `build_pipeline`, closed over this submission's profile and spec."""
     labels = run_labels(spec.team, spec.name, spec.spec_hash(), run_key)
     steps = profile.steps
 
-    def configure_step(task, step_name: str) -> None:
+    def configure_step(task, step: Step) -> None:
         from kfp import kubernetes
 
         task.set_cpu_request(steps.cpu_request)
@@ -50,8 +49,8 @@ def step_configurator(profile: ClusterProfile, spec: ExperimentSpec, run_key: st
             kubernetes.set_image_pull_secrets(task, list(profile.image_pull_secrets))
         for key, value in labels.items():
             kubernetes.add_pod_label(task, key, value)
-        kubernetes.set_timeout(task, steps.train_timeout_seconds if step_name in TRAIN_STEPS else steps.timeout_seconds)
-        if step_name in RETRIED_STEPS and steps.retries:
+        kubernetes.set_timeout(task, steps.train_timeout_seconds if step.deadline == "train" else steps.timeout_seconds)
+        if step.retried and steps.retries:
             task.set_retry(num_retries=steps.retries, backoff_duration=steps.retry_backoff)
 
     return configure_step

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,10 +13,10 @@ from vlp.platform.spec import ExperimentSpec
 def compile_to_file(spec: ExperimentSpec, runtime: RuntimeContext, output: Path, configure_step=None) -> Path:
     from kfp import compiler
 
-    from vlp.pipelines.workload_pipelines import build_pipeline_for
+    from vlp.pipelines.workload_pipelines import build_pipeline_for, pipeline_arguments
 
     pipeline = build_pipeline_for(spec.workload, runtime.image, configure_step)
-    arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
+    arguments = pipeline_arguments(spec, runtime)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so a failed compile never leaves a half-written file.
     fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=output.parent)

@@ -1,6 +1,6 @@
 """KFP lightweight components, one per step. Each body is an import and a call: the work lives in
 `vlp.pipelines.steps`, so it runs the same under kfp.local and in a cluster pod (KFP ships only the
-function's source; the image has vlp installed)."""
+function's source; the image has vlp installed). Which step is which, and its kind, is `step_table.py`."""
 
 
 from typing import List, NamedTuple
@@ -44,8 +44,6 @@ def finish_run(runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
     return finish_run.run(runtime_json, status.state, status.error_message or "")
 
 
-STEP_FUNCTIONS = (start_run, prepare_data, pretrain, evaluate, register, finish_run)
-
 
 def dg_data(spec_json: str, runtime_json: str, run_id: str) -> str:
     from vlp.pipelines.steps import dg_data
@@ -77,23 +75,25 @@ def dg_report(spec_json: str, runtime_json: str, run_id: str, domain_results: Li
     return dg_report.run(spec_json, runtime_json, run_id, domain_results)
 
 
-DG_STEP_FUNCTIONS = (start_run, dg_data, dg_domains, dg_pretrained, dg_train, dg_report, finish_run)
-
-
 def as_component(function, image: str):
     # No `pip install kfp` in the step: the image (or the local interpreter) already has vlp and kfp.
     return dsl.component(function, base_image=image, install_kfp_package=False)
 
 
-def step_factory(functions, image: str, configure_step=None):
-    """`(components by function name, configured)`: `configured(task, step_name)` switches caching off (every step
-    reads and writes MLflow) and applies `configure_step`, the cluster settings (kfp-kubernetes), if given."""
-    step = {function.__name__: as_component(function, image) for function in functions}
+def step_factory(steps, image: str, configure_step=None):
+    """{step name: make(**arguments) -> task} for the steps of `step_table`. Every task has caching off (every step
+    reads and writes MLflow) and gets `configure_step(task, step)`, the cluster settings (kfp-kubernetes), if given."""
 
-    def configured(task, name: str):
-        task.set_caching_options(False)
-        if configure_step is not None:
-            configure_step(task, name)
-        return task
+    def task_maker(step):
+        component = as_component(step.function, image)
 
-    return step, configured
+        def make(**arguments):
+            task = component(**arguments)
+            task.set_caching_options(False)
+            if configure_step is not None:
+                configure_step(task, step)
+            return task
+
+        return make
+
+    return {step.name: task_maker(step) for step in steps}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from vlp.platform.backends.local_kfp import run_pipeline_locally
@@ -25,10 +24,10 @@ class RunOutcome:
 
 
 def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = False) -> RunOutcome:
-    from vlp.pipelines.workload_pipelines import build_pipeline_for
+    from vlp.pipelines.workload_pipelines import build_pipeline_for, pipeline_arguments
 
     pipeline = build_pipeline_for(spec.workload, runtime.image)
-    arguments = {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
+    arguments = pipeline_arguments(spec, runtime)
     run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet, tracking_uri=runtime.tracking_uri)
     return read_outcome(runtime)
 

@@ -1,18 +1,18 @@
-"""`vlp submit`: compile the experiment's pipeline for a cluster profile, render the Volcano job of
-every training step, and hand the pipeline to KFP.
+"""`vlp submit`: compile the experiment's pipeline for a cluster profile, render every Volcano job its
+training steps will launch, and hand the pipeline to KFP.
 
 The same `build_pipeline` as `vlp run`; only the runtime (from the profile) and the per-step
 Kubernetes settings differ. The Volcano jobs are rendered offline by TorchX's dry run, from the very
-`LaunchRequest` the training step builds on the cluster; only the MLflow run id and the prepared
-data URI, known at run time, are placeholders.
+`LaunchRequest` each training step builds on the cluster (`step_table.training_launches`: one for
+pretraining, one per held-out domain for a DG study); only values known at run time (the MLflow run
+id, the prepared data) are placeholders.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from vlp.platform.cluster_profile import ClusterProfile
@@ -21,14 +21,11 @@ from vlp.platform.runtime import RuntimeContext
 from vlp.platform.spec import ExperimentSpec
 
 PIPELINE_FILE = "pipeline.yaml"
-# Known only once the pipeline runs: the MLflow run the first step opens, the shards prepare-data writes.
-RUN_ID_PLACEHOLDER = "RUNTIME-MLFLOW-RUN-ID"
-TRAIN_URI_PLACEHOLDER = "RUNTIME-TRAIN-DATA-URI"
 
 
 @dataclass(frozen=True)
 class ClusterPackage:
-    """What `vlp submit` produced: the compiled pipeline, its runtime, and each training step's Volcano job."""
+    """What `vlp submit` produced: the compiled pipeline, its runtime, and every Volcano job its training steps launch."""
 
     spec: ExperimentSpec
     profile: ClusterProfile
@@ -46,15 +43,13 @@ class ClusterPackage:
         return self.profile.kfp.experiment or self.spec.team
 
     def arguments(self) -> dict[str, str]:
+        from vlp.pipelines.workload_pipelines import pipeline_arguments
+
         return pipeline_arguments(self.spec, self.runtime)
 
 
-def pipeline_arguments(spec: ExperimentSpec, runtime: RuntimeContext) -> dict[str, str]:
-    return {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}
-
-
 def package_for_cluster(spec: ExperimentSpec, profile: ClusterProfile, out_dir: Path, run_key: str | None = None) -> ClusterPackage:
-    """Write `pipeline.yaml` and `<step>.volcano.yaml` per training step into `out_dir`; contacts nothing."""
+    """Write `pipeline.yaml` and `<job>.volcano.yaml` per training job into `out_dir`; contacts nothing."""
     from vlp.pipelines.cluster_settings import step_configurator
     from vlp.pipelines.compile import compile_to_file
 
@@ -67,17 +62,11 @@ def package_for_cluster(spec: ExperimentSpec, profile: ClusterProfile, out_dir: 
 
 
 def training_jobs(spec: ExperimentSpec, runtime: RuntimeContext) -> dict[str, dict]:
-    """The Volcano job each training step would submit, rendered without a cluster."""
-    from torchx.schedulers.kubernetes_scheduler import sanitize_for_serialization
-
-    from vlp.pipelines.steps import pretrain
+    """{job key: Volcano job} of every job the pipeline's training steps launch, rendered without a cluster."""
+    from vlp.pipelines.step_table import training_launches
     from vlp.platform.launch.torchx_launcher import dryrun
 
-    arguments = pipeline_arguments(spec, runtime)
-    request = pretrain.launch_request(arguments["spec_json"], arguments["runtime_json"], RUN_ID_PLACEHOLDER, TRAIN_URI_PLACEHOLDER)
-    # Validating the spec is a server-side dry run against the cluster's API: the step does it, we cannot.
-    request = replace(request, scheduler_cfg={**request.scheduler_cfg, "validate_spec": False})
-    return {"pretrain": sanitize_for_serialization(dryrun(request).request.resource)}
+    return {key: dryrun(request).request.resource for key, request in training_launches(spec, runtime).items()}
 
 
 def submit_package(package: ClusterPackage):

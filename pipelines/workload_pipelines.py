@@ -1,11 +1,18 @@
-"""Which pipeline runs an experiment's `workload`: one lookup shared by `vlp run`, `vlp compile` and `vlp submit`."""
+"""Which pipeline runs an experiment's `workload`, and the arguments it gets: one place shared by `vlp run`,
+`vlp compile` and `vlp submit`."""
 
 from __future__ import annotations
 
 import importlib
+import json
 
 PIPELINES = {"pretrain": "vlp.pipelines.pretrain_pipeline", "dg": "vlp.pipelines.dg_pipeline"}
 
 
 def build_pipeline_for(workload: str, image: str, configure_step=None):
     return importlib.import_module(PIPELINES[workload]).build_pipeline(image, configure_step)
+
+
+def pipeline_arguments(spec, runtime) -> dict[str, str]:
+    """The pipeline's two parameters: the experiment spec and where it runs, as JSON."""
+    return {"spec_json": json.dumps(spec.model_dump(mode="json", by_alias=True)), "runtime_json": runtime.model_dump_json()}

@@ -9,7 +9,7 @@ from cluster_harness import profile_document
 from fake_volcano import FakeVolcano
 
 from vlp.pipelines.steps import pretrain
-from vlp.pipelines.submit import pipeline_arguments
+from vlp.pipelines.workload_pipelines import pipeline_arguments
 from vlp.platform.cluster_profile import ClusterProfile
 from vlp.platform.launch import torchx_launcher
 from vlp.platform.profiles import profile_runtime

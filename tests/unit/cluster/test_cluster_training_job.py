@@ -12,7 +12,8 @@ import pytest
 from cluster_harness import CANARY, profile_document
 
 from vlp.pipelines.steps import pretrain
-from vlp.pipelines.submit import pipeline_arguments, training_jobs
+from vlp.pipelines.submit import training_jobs
+from vlp.pipelines.workload_pipelines import pipeline_arguments
 from vlp.platform.cluster_profile import ClusterProfile
 from vlp.platform.launch import torchx_launcher
 from vlp.platform.profiles import profile_runtime
