@@ -21,16 +21,19 @@ import torch
 PASSTHROUGH_CHARACTERS = frozenset(chr(code) for code in range(0x20, 0x7F)) - {"&"} | {"\t", "\n", "\r"}
 
 
+def _whitespace_clean_lower(text: str) -> str:
+    from open_clip.tokenizer import whitespace_clean
+
+    return whitespace_clean(text).lower()
+
+
 def _after_basic_clean() -> dict[Callable[[str], str], Callable[[str], str]]:
     """open_clip's clean function for each `clean` setting -> what it does after ftfy and html.unescape."""
     from open_clip.tokenizer import canonicalize_text, get_clean_fn, whitespace_clean
 
     # Each open_clip clean function is `rest(basic_clean(text))`, and basic_clean ends with str.strip().
-    rest = {
-        "lower": lambda text: whitespace_clean(text).lower(),
-        "whitespace": whitespace_clean,
-        "canonicalize": canonicalize_text,
-    }
+    # Module-level functions only: DataLoader workers may receive the tokenizer pickled.
+    rest = {"lower": _whitespace_clean_lower, "whitespace": whitespace_clean, "canonicalize": canonicalize_text}
     return {get_clean_fn(kind): step for kind, step in rest.items()}
 
 

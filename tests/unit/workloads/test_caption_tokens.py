@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import pickle
 import random
 
 import pytest
@@ -96,3 +97,10 @@ def test_bounded_word_cache_gives_the_same_ids_and_bounds_open_clips_bpe_cache()
     assert len(fast.word_ids) <= 3
     assert len(fast.tokenizer.cache) <= 3 + len(fast.tokenizer.all_special_ids)
     assert fast.tokenizer.bpe("<start_of_text>") == "<start_of_text>"
+
+
+@pytest.mark.parametrize("clean", CLEAN_KINDS)
+def test_pickled_tokenizer_gives_the_same_ids(clean):
+    """DataLoader workers started with spawn receive the collate function's tokenizer pickled."""
+    fast = CaptionTokenizer(SimpleTokenizer(context_length=24, clean=clean))
+    assert torch.equal(pickle.loads(pickle.dumps(fast))(CORPUS), open_clip_tokenizer(clean, 24)(CORPUS))

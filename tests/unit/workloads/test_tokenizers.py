@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def test_hf_configs_get_open_clips_tokenizer(name, hf_dirs, tmp_path):
     assert tokenizer.context_length == reference.context_length == model_cfg["text_cfg"].get("context_length", 77)
     assert tokenizer.strip_sep_token == reference.strip_sep_token and tokenizer.tokenizer_mode == reference.tokenizer_mode
     assert torch.equal(tokenizer(CORPUS), reference(CORPUS))
+    assert torch.equal(pickle.loads(pickle.dumps(tokenizer))(CORPUS), reference(CORPUS))  # as DataLoader workers get it
 
 
 @settings(max_examples=100, deadline=None)
