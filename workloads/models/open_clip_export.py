@@ -70,15 +70,16 @@ def open_clip_files_if_buildable(model_cfg: dict[str, Any], state_dict: dict[str
     return None if vlp_only_features(model_cfg) is not None else open_clip_files(model_cfg, state_dict)
 
 
-def export_open_clip(reference: str, destination: str, tracking_uri: str | None = None) -> list[str]:
+def export_open_clip(reference: str, destination: str, tracking_uri: str | None = None, storage_root: str | None = None) -> list[str]:
     """Write the open_clip layout of `reference` (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, a run id, a checkpoint
     file or a checkpoints/run folder, local or s3://) into the folder `destination`; returns the URIs written.
+    `storage_root` is where a run's objects live when its experiment file did not say (default: the local one).
     Every check comes first, so a refused export writes nothing."""
     from open_clip.constants import HF_CONFIG_NAME
 
     if not destination.startswith("s3://") and Path(destination).is_file():
         raise VlpUserError(f"DIR {destination}: is a file; name a folder to write the open_clip files into")
-    trained = trained_model(reference, tracking_uri)
+    trained = trained_model(reference, tracking_uri, storage_root)
     files = open_clip_files(trained.model_cfg, trained.state_dict, reference)
     storage = open_storage(destination)
     # The config last: a folder whose weights are still being written has no config, so open_clip refuses it.
@@ -88,10 +89,11 @@ def export_open_clip(reference: str, destination: str, tracking_uri: str | None 
     return [join(destination, name) for name in names]
 
 
-def trained_model(reference: str, tracking_uri: str | None = None) -> TrainedModel:
+def trained_model(reference: str, tracking_uri: str | None = None, storage_root: str | None = None) -> TrainedModel:
     """Architecture and weights of a registered version, a run's latest sound checkpoint, or a checkpoint."""
     from vlp.platform.tracking.resume import RUN_ID
     from vlp.workloads.models.weights import registered_weights
+    from vlp.workloads.train.checkpoint import LATEST
 
     if reference.startswith(REGISTRY_PREFIX):
         try:
@@ -102,12 +104,15 @@ def trained_model(reference: str, tracking_uri: str | None = None) -> TrainedMod
             raise VlpUserError(f"{reference}: its model.pt is a bare state dict without an architecture (was it registered by vlp?)")
         return TrainedModel(weights.model_cfg, weights.state_dict, reference)
     if RUN_ID.match(reference) and not Path(reference).exists():
-        return _from_state(*_latest_state(run_checkpoints(reference, tracking_uri)))
+        checkpoints = run_checkpoints(reference, tracking_uri, storage_root)
+        if not open_storage(checkpoints).exists(join(checkpoints, LATEST)):
+            raise VlpUserError(f"run {reference}: no checkpoints at {checkpoints} (if the run wrote to another storage root, name that root)")
+        return _from_state(*_latest_state(checkpoints))
     return _from_state(*_checkpoint_state(reference))
 
 
-def run_checkpoints(run_id: str, tracking_uri: str | None = None) -> str:
-    """A run's checkpoints folder, in the storage root the run recorded."""
+def run_checkpoints(run_id: str, tracking_uri: str | None = None, storage_root: str | None = None) -> str:
+    """A run's checkpoints folder: in the storage root its experiment file named, else `storage_root` or the local one."""
     from mlflow.exceptions import MlflowException
 
     from vlp.platform.layout import RunLayout
@@ -118,7 +123,7 @@ def run_checkpoints(run_id: str, tracking_uri: str | None = None) -> str:
         run = client(tracking_uri).get_run(run_id)
     except MlflowException:
         raise VlpUserError(f"run {run_id}: no such run in the tracking store (see `vlp runs list`)") from None
-    return RunLayout(run.data.params.get("storage_root") or default_storage_root(), run_id).checkpoints
+    return RunLayout(run.data.params.get("storage_root") or storage_root or default_storage_root(), run_id).checkpoints
 
 
 def _checkpoint_state(reference: str) -> tuple[dict[str, Any], str]:

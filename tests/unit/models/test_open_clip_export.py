@@ -174,6 +174,15 @@ def test_a_registered_version_and_a_run_export_and_carry_the_open_clip_files(tmp
         export_open_clip("models:/exported-clip@nobody", str(tmp_path / "none"))
     with pytest.raises(VlpUserError, match="no such run"):
         export_open_clip("0" * 32, str(tmp_path / "none"))
+    # A run whose experiment named no storage root wrote to the profile's: the caller names it.
+    with mlflow.start_run(experiment_id=ensure_experiment("export-test", tracking_uri)) as elsewhere:
+        mlflow.log_param("storage_root", "")
+    profile_root = tmp_path / "profile-storage"
+    save_as_the_trainer_does(built, Path(RunLayout(str(profile_root), elsewhere.info.run_id).checkpoints))
+    with pytest.raises(VlpUserError, match="no checkpoints at .*name that root"):
+        export_open_clip(elsewhere.info.run_id, str(tmp_path / "none"))
+    export_open_clip(elsewhere.info.run_id, str(tmp_path / "elsewhere"), storage_root=str(profile_root))
+    assert (tmp_path / "elsewhere" / "open_clip_model.safetensors").read_bytes() == (Path(carried) / "open_clip_model.safetensors").read_bytes()
     assert not (tmp_path / "none").exists()
 
 
