@@ -69,14 +69,18 @@ def open_clip_tokenizer(model_cfg: dict[str, Any]):
     return _simple_tokenizer(context_length, options)
 
 
+def _check_clean(options: dict[str, Any]) -> None:
+    if "clean" in options and options["clean"] not in CLEAN_KINDS:
+        raise SpecError(f"{FIELD}.tokenizer_kwargs.clean: {options['clean']!r} is not one of {', '.join(CLEAN_KINDS)}")
+
+
 def _simple_tokenizer(context_length: int, options: dict[str, Any]):
     from open_clip.tokenizer import SimpleTokenizer
 
     unknown = sorted(set(options) - SIMPLE_TOKENIZER_OPTIONS)
     if unknown:
         raise SpecError(f"{FIELD}.tokenizer_kwargs: unknown option(s) {', '.join(unknown)} for CLIP's tokenizer (known: {', '.join(sorted(SIMPLE_TOKENIZER_OPTIONS))})")
-    if options.get("clean", "lower") not in CLEAN_KINDS:
-        raise SpecError(f"{FIELD}.tokenizer_kwargs.clean: {options['clean']!r} is not one of {', '.join(CLEAN_KINDS)}")
+    _check_clean(options)
     if options.get("reduction_mask", "") not in REDUCTION_MASKS:
         raise SpecError(f"{FIELD}.tokenizer_kwargs.reduction_mask: {options['reduction_mask']!r} is not one of {', '.join(m or repr(m) for m in REDUCTION_MASKS)}")
     if options.get("reduction_mask") == "syntax" and importlib.util.find_spec("nltk") is None:
@@ -94,8 +98,7 @@ def _hf_tokenizer(name: str, context_length: int, mode: str | None, options: dic
     from huggingface_hub import constants
     from open_clip.tokenizer import HFTokenizer
 
-    if options.get("clean", "whitespace") not in CLEAN_KINDS:
-        raise SpecError(f"{FIELD}.tokenizer_kwargs.clean: {options['clean']!r} is not one of {', '.join(CLEAN_KINDS)}")
+    _check_clean(options)
     looks_like_path = name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
     if looks_like_path and not Path(name).expanduser().is_dir():
         raise SpecError(f"{FIELD}.hf_tokenizer_name: {name} is not a directory; give a folder holding tokenizer.json (or the tokenizer's vocabulary files) or a Hugging Face hub id")
