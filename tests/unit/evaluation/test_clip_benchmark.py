@@ -236,3 +236,12 @@ def test_imagenet_names_and_templates_are_clip_benchmarks():
     templates = json.loads(package.joinpath("en_zeroshot_classification_templates.json").read_text())["imagenet1k"]
     assert list(named_classnames("imagenet1k")) == classnames and len(classnames) == 1000
     assert [template.replace("{}", "{c}") for template in named_templates("openai_imagenet")] == templates
+
+
+def test_linear_probe_trains_on_the_train_split_folder_and_tests_on_the_test_split(tmp_path, tiny_model):
+    root = write_classification(tmp_path / "wds_toy", 12)
+    write_classification(root, 24, split="train")
+    section = EvalSection(**{**ONLY, "linear_probe": True}, probe_split=(0.75, 0.2), batch_size=16)
+    (result,) = run_suite(tiny_model, open_source(str(root)), section, "shapes-rn-tiny", probe_source=open_source(str(root / "train"))).results
+    assert result["num_images"] == 12 and result["metrics"]["num_train_images"] == 24
+    assert 0.0 <= result["metrics"]["lp_acc1"] <= 1.0 and result["metrics"]["lp_acc5"] >= result["metrics"]["lp_acc1"]

@@ -56,7 +56,7 @@ def test_eval_bad_input_is_one_line(tmp_path, vlp_home):
     assert result.returncode == 2 and "unknown task" in result.stderr
 
 
-def test_eval_reads_clip_benchmarks_layout_with_its_templates(tmp_path, vlp_home):
+def test_eval_reads_clip_benchmarks_retrieval_layout_and_counts_every_caption(tmp_path, vlp_home):
     from clip_benchmark_data import captions_of, write_retrieval
 
     data = write_retrieval(tmp_path / "wds_toy-captions", 10)
