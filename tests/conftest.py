@@ -66,6 +66,18 @@ def s3_bucket(s3_server) -> str:
     return bucket
 
 
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """vlp's storage reaches the moto server during this test: its endpoint and test credentials in the environment."""
+    import vlp.platform.storage as storage
+
+    for key, value in {**TEST_CREDENTIALS, "AWS_ENDPOINT_URL": s3_server.url}.items():
+        monkeypatch.setenv(key, value)
+    storage._s3.cache_clear()  # the cached client was made for the environment before
+    yield s3_server
+    storage._s3.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory, s3_server, s3_bucket):
     workdir = tmp_path_factory.mktemp("mlflow")

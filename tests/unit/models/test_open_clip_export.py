@@ -224,3 +224,23 @@ def test_a_folder_that_is_not_open_clips_is_a_one_line_error(tmp_path):
     (tmp_path / "open_clip_config.json").write_text("{}")
     with pytest.raises(SpecError, match="not an open_clip config"):
         build_model(ModelSection(arch="clip", init_from=f"local-dir:{tmp_path}"))
+
+
+def test_export_reads_and_writes_s3(tmp_path, s3_env, s3_bucket):
+    import uuid
+
+    import boto3
+
+    built = trained(ModelSection(arch="clip", preset="shapes-vit-micro"))
+    prefix = f"export-test/{uuid.uuid4().hex}"
+    state = {"step": 3, "model": built.model.state_dict(), "model_cfg": json.dumps(built.model_cfg)}
+    Checkpointer(f"s3://{s3_bucket}/{prefix}/run/checkpoints").save(state, 3)
+    written = export_open_clip(f"s3://{s3_bucket}/{prefix}/run", f"s3://{s3_bucket}/{prefix}/export")
+    assert written == [f"s3://{s3_bucket}/{prefix}/export/open_clip_model.safetensors", f"s3://{s3_bucket}/{prefix}/export/open_clip_config.json"]
+    s3 = boto3.client("s3", endpoint_url=s3_env.url, region_name="us-east-1")
+    local = tmp_path / "downloaded"
+    local.mkdir()
+    for uri in written:
+        name = uri.rsplit("/", 1)[1]
+        s3.download_file(s3_bucket, f"{prefix}/export/{name}", str(local / name))
+    assert_open_clip_embeds_like_vlp(local, built)

@@ -180,33 +180,25 @@ def test_files_saved_beside_a_checkpoint_live_and_are_pruned_with_it(tmp_path):
     assert sorted(path.name for path in root.iterdir()) == ["latest.json", Path(checkpointer.latest_uri()).name]
 
 
-def test_corrupted_checkpoints_in_s3_fall_back_then_fail_clearly(s3_server, s3_bucket, monkeypatch):
+def test_corrupted_checkpoints_in_s3_fall_back_then_fail_clearly(s3_env, s3_bucket):
     import boto3
-    from services import TEST_CREDENTIALS
 
-    import vlp.platform.storage as storage
     from vlp.platform.storage.uris import split_s3
 
-    for key, value in {**TEST_CREDENTIALS, "AWS_ENDPOINT_URL": s3_server.url}.items():
-        monkeypatch.setenv(key, value)
-    storage._s3.cache_clear()
-    s3 = boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=s3_env.url, region_name="us-east-1")
 
     def corrupt(uri: str) -> None:
         bucket, key = split_s3(uri)
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         s3.put_object(Bucket=bucket, Key=key, Body=corrupt_in_place(data))
 
-    try:
-        checkpointer = Checkpointer(f"s3://{s3_bucket}/checkpoint-trust/{uuid.uuid4().hex}", keep_last=2)
-        first = checkpointer.save({"step": 1, "w": torch.arange(4.0)}, 1)
-        second = checkpointer.save({"step": 2, "w": torch.arange(4.0) * 2}, 2)
-        corrupt(second)
-        restored = checkpointer.restore()
-        assert restored.state["step"] == 1 and torch.equal(restored.state["w"], torch.arange(4.0))
-        assert restored.skipped[0].startswith(second) and "sha256" in restored.skipped[0]
-        corrupt(first)
-        with pytest.raises(CheckpointError, match="no checkpoint passes its check"):
-            checkpointer.restore()
-    finally:
-        storage._s3.cache_clear()
+    checkpointer = Checkpointer(f"s3://{s3_bucket}/checkpoint-trust/{uuid.uuid4().hex}", keep_last=2)
+    first = checkpointer.save({"step": 1, "w": torch.arange(4.0)}, 1)
+    second = checkpointer.save({"step": 2, "w": torch.arange(4.0) * 2}, 2)
+    corrupt(second)
+    restored = checkpointer.restore()
+    assert restored.state["step"] == 1 and torch.equal(restored.state["w"], torch.arange(4.0))
+    assert restored.skipped[0].startswith(second) and "sha256" in restored.skipped[0]
+    corrupt(first)
+    with pytest.raises(CheckpointError, match="no checkpoint passes its check"):
+        checkpointer.restore()
