@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vlp.platform.spec.base import Section
 
@@ -40,6 +40,45 @@ class ShapesSection(Section):
     """Generator seed; the evaluation split uses seed + 1_000_003."""
 
 
+class AugmentSection(Section):
+    """Training augmentation, as open_clip's training transform and its `aug_cfg` (the non-timm options)."""
+
+    enabled: bool = True
+    """Augment training images; off (or `augment: null`), training sees the evaluation transform (resize, centre crop)."""
+    scale: tuple[float, float] = (0.9, 1.0)
+    """RandomResizedCrop: range of the crop's area as a fraction of the image (open_clip's `aug_cfg.scale`)."""
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    """RandomResizedCrop: range of the crop's aspect ratio (width / height); open_clip's non-timm transform always uses (3/4, 4/3)."""
+    color_jitter: tuple[float, float, float, float] | None = None
+    """Colour jitter strengths (brightness, contrast, saturation, hue), applied with `color_jitter_prob` (open_clip's `aug_cfg.color_jitter`)."""
+    color_jitter_prob: float = Field(0.8, ge=0.0, le=1.0)
+    """Probability of jittering an image's colours when `color_jitter` is set (open_clip's `aug_cfg.color_jitter_prob`)."""
+    grayscale_prob: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability of turning an image grey (three equal channels; open_clip's `aug_cfg.gray_scale_prob`)."""
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "AugmentSection":
+        low, high = self.scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"data.augment.scale: need 0 < low <= high <= 1, got {list(self.scale)}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"data.augment.ratio: need 0 < low <= high, got {list(self.ratio)}")
+        if self.color_jitter is not None and (min(self.color_jitter) < 0 or self.color_jitter[3] > 0.5):
+            raise ValueError("data.augment.color_jitter: strengths must be >= 0 and hue <= 0.5")
+        return self
+
+    def open_clip_aug_cfg(self) -> dict:
+        """The same augmentation as open_clip's `aug_cfg` (what `--aug-cfg` of open_clip_train takes)."""
+        cfg: dict = {"scale": tuple(self.scale)}
+        if self.ratio != (3 / 4, 4 / 3):
+            cfg["ratio"] = tuple(self.ratio)  # open_clip honours it only with use_timm
+        if self.color_jitter is not None and self.color_jitter_prob:
+            cfg.update(color_jitter=tuple(self.color_jitter), color_jitter_prob=self.color_jitter_prob)
+        if self.grayscale_prob:
+            cfg["gray_scale_prob"] = self.grayscale_prob
+        return cfg
+
+
 class DataSection(Section):
     """Training and evaluation data."""
 
@@ -53,8 +92,15 @@ class DataSection(Section):
     """Evaluation shards when `source: shards`; needs a manifest.json with `classes` for zero-shot."""
     workers: int = Field(0, ge=0, le=64)
     """DataLoader worker processes per training process (0 decodes in the training process)."""
+    augment: AugmentSection = AugmentSection()
+    """Training augmentation (evaluation never augments); `augment: null` turns it off."""
     max_bad_samples: int = Field(100, ge=0)
     """Samples that fail to decode (and truncated or corrupt shards) are skipped and counted (`data/skipped_samples`); past this many per data-loading process the run stops with an error naming the shard."""
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _null_is_off(cls, value):
+        return {"enabled": False} if value is None else value
 
     @model_validator(mode="after")
     def _shards_need_paths(self) -> "DataSection":

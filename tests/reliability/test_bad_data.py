@@ -14,6 +14,8 @@ import torch
 import yaml
 from jobs import VLP
 
+from vlp.platform.spec.data import AugmentSection
+from vlp.workloads.data.image_transforms import ImagePreprocess, ImageTransform
 from vlp.workloads.data.loader import BadDataError, ImageTextDecoder, make_train_loader
 from vlp.workloads.data.shapes import ShapesParams, generate_shapes
 
@@ -26,7 +28,8 @@ def tokens(captions: list[str]) -> torch.Tensor:
 
 
 def decoder() -> ImageTextDecoder:
-    return ImageTextDecoder(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    preprocess = ImagePreprocess(size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    return ImageTextDecoder(ImageTransform(preprocess, AugmentSection()))
 
 
 @pytest.fixture(scope="module")

@@ -17,31 +17,32 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vlp.platform.storage import open_storage
+from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.shards import iter_shard, iter_shard_bytes
 
 log = logging.getLogger(__name__)
 
 
 class ImageTextDecoder:
-    """Turns a raw sample into (normalised CHW float tensor, caption)."""
+    """Turns a raw sample into (normalised CHW float tensor, caption) with the model's training transform."""
 
-    def __init__(self, image_size: int, mean, std):
-        self.image_size = image_size
-        # (x / 255 - mean) / std as one multiply and one subtract.
-        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(3, 1, 1)
-        self.shift = (torch.tensor(mean) / torch.tensor(std)).view(3, 1, 1)
+    IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 
-    def __call__(self, sample: dict[str, Any]) -> tuple[torch.Tensor, str]:
-        from torchvision.io import ImageReadMode, decode_image
+    def __init__(self, transform: ImageTransform):
+        self.transform = transform
 
-        image_bytes = next(sample[ext] for ext in ("png", "jpg", "jpeg", "webp") if ext in sample)
-        pixels = decode_image(torch.frombuffer(bytearray(image_bytes), dtype=torch.uint8), ImageReadMode.RGB)
-        if pixels.shape[-2:] != (self.image_size, self.image_size):
-            pixels = torch.nn.functional.interpolate(
-                pixels[None].float(), size=(self.image_size, self.image_size), mode="bicubic", antialias=True
-            )[0].clamp_(0, 255)
+    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> tuple[torch.Tensor, str]:
+        image_bytes = next((sample[ext] for ext in self.IMAGE_KEYS if ext in sample), None)
+        if image_bytes is None:
+            raise ValueError(f"no image field (looked for {', '.join(self.IMAGE_KEYS)}; found {', '.join(sorted(sample))})")
         caption = sample.get("txt", b"")
-        return pixels.float().mul_(self.scale).sub_(self.shift), caption.decode("utf-8") if isinstance(caption, bytes) else caption
+        return self.transform(image_bytes, seed), caption.decode("utf-8") if isinstance(caption, bytes) else caption
+
+
+def sample_seed(seed: int, position: "StreamPosition") -> int:
+    """A sample's augmentation seed from the run seed and where the sample stands in its consumer's stream, so a
+    resumed run replays the same crops. (Hashes of int tuples do not depend on PYTHONHASHSEED.)"""
+    return hash((seed, position.consumer, position.epoch, position.drawn)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class StreamPosition(NamedTuple):
@@ -103,12 +104,13 @@ class TrainStream(IterableDataset):
                 if isinstance(sample, BadShard):
                     shard, problem = sample.uri, sample.error
                 else:
+                    position = StreamPosition(consumer, epoch, drawn, skipped)
                     try:
-                        image, caption = self.decode(sample)
+                        image, caption = self.decode(sample, sample_seed(self.seed, position))
                     except Exception as err:
                         shard, problem = sample.get("__url__", "?"), f"sample {sample.get('__key__')!r}: {type(err).__name__}: {err}"
                     else:
-                        yield image, caption, StreamPosition(consumer, epoch, drawn, skipped)
+                        yield image, caption, position
                         continue
                 skipped += 1
                 bad_by_shard[shard] += 1

@@ -41,7 +41,7 @@ class EncodedSet:
 
 
 def image_transform(built: BuiltModel) -> EvalImageTransform:
-    return EvalImageTransform(built.image_size, built.image_mean, built.image_std)
+    return EvalImageTransform(built.preprocess)
 
 
 @torch.no_grad()

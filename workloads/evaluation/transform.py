@@ -1,8 +1,5 @@
-"""The evaluation image transform (CLIP's): resize the shorter side, centre-crop a square, normalise.
-
-For square images at the model's size (vlp's shapes) it changes nothing but the normalisation, so
-evaluation sees exactly what training saw.
-"""
+"""The evaluation image transform: the model's open_clip eval preprocessing (resize mode, interpolation, centre crop
+or pad, normalisation; see `vlp.workloads.data.image_transforms`), plus label masks cut exactly like their images."""
 
 from __future__ import annotations
 
@@ -11,43 +8,30 @@ import io
 import numpy as np
 import torch
 
+from vlp.workloads.data.image_transforms import MASK_PADDING, ImagePreprocess, ImageTransform, resize_and_crop
 
-class EvalImageTransform:
-    def __init__(self, image_size: int, mean, std):
-        self.image_size = image_size
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
 
-    def __call__(self, image_bytes: bytes) -> torch.Tensor:
-        return self.normalise(self.to_uint8(image_bytes))
+class EvalImageTransform(ImageTransform):
+    def __init__(self, preprocess: ImagePreprocess):
+        super().__init__(preprocess, augment=None)
+        self.mean = torch.tensor(preprocess.mean).view(3, 1, 1)
+        self.std = torch.tensor(preprocess.std).view(3, 1, 1)
 
-    def to_uint8(self, image_bytes: bytes) -> torch.Tensor:
-        """3×S×S uint8: the resized, cropped image before normalisation (a quarter of the memory of floats)."""
-        from PIL import Image
-
-        image = self._square(Image.open(io.BytesIO(image_bytes)).convert("RGB"), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 (…×3×S×S) → the model's normalised float input."""
-        return (pixels.float().div(255) - self.mean) / self.std
+    def to_uint8(self, image_bytes: bytes, seed: int | None = None) -> torch.Tensor:
+        """3×H×W uint8: the resized, cropped image before normalisation (a quarter of the memory of floats)."""
+        return super().to_uint8(image_bytes)
 
     def mask(self, mask_bytes: bytes) -> torch.Tensor:
-        """A label mask (greyscale PNG) cut exactly like its image, with nearest-neighbour resizing."""
+        """A label mask (greyscale PNG) → H×W int64, resized (nearest, as PIL's) and cropped exactly like its image;
+        where the `longest` mode pads the image, the mask holds MASK_PADDING (no object), which scoring ignores."""
         from PIL import Image
+        from torchvision.transforms import InterpolationMode
 
-        mask = self._square(Image.open(io.BytesIO(mask_bytes)).convert("L"), Image.NEAREST)
-        return torch.from_numpy(np.asarray(mask, dtype=np.uint8).astype(np.int64))
-
-    def _square(self, image, resample):
-        width, height = image.size
-        if (width, height) == (self.image_size, self.image_size):
-            return image
-        scale = self.image_size / min(width, height)
-        resized = (max(self.image_size, round(width * scale)), max(self.image_size, round(height * scale)))
-        image = image.resize(resized, resample)
-        left, top = (resized[0] - self.image_size) // 2, (resized[1] - self.image_size) // 2
-        return image.crop((left, top, left + self.image_size, top + self.image_size))
+        image = Image.open(io.BytesIO(mask_bytes))
+        # A palette mask's values are its indices (as VOC's); anything else is read as grey levels.
+        labels = np.array(image if image.mode in ("L", "P") else image.convert("L"), dtype=np.uint8)
+        cut = resize_and_crop(torch.from_numpy(labels)[None], self.preprocess, InterpolationMode.NEAREST_EXACT, MASK_PADDING)
+        return cut[0].long()
 
     def unnormalise(self, pixels: torch.Tensor) -> np.ndarray:
         """H×W×3 floats in [0, 1], for drawing."""

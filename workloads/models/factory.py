@@ -22,6 +22,7 @@ import torch
 
 from vlp.platform.errors import SpecError
 from vlp.platform.spec.model import ModelSection
+from vlp.workloads.data.image_transforms import ImagePreprocess
 from vlp.workloads.models.catalog import load_model_cfg
 from vlp.workloads.models.tying import count_parameters, count_shared_parameters
 
@@ -44,9 +45,12 @@ class BuiltModel:
     model: torch.nn.Module
     model_cfg: dict[str, Any]
     tokenizer: Callable[[list[str]], torch.Tensor]
-    image_size: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
+    preprocess: ImagePreprocess
+    """The image preprocessing open_clip uses for this config (size, mean/std, resize mode, interpolation)."""
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.size[0]
 
     @property
     def arch(self) -> str:
@@ -100,25 +104,24 @@ def compose_model_cfg(section: ModelSection, base_cfg: dict[str, Any], contrasti
 
 
 def build_model_from_cfg(model_cfg: dict[str, Any]) -> BuiltModel:
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
+    """Model, tokenizer and image preprocessing from a `model_cfg`; an optional `preprocess_cfg` entry (open_clip's
+    PreprocessCfg fields, as in `open_clip_config.json`) sets the preprocessing, open_clip's defaults otherwise."""
     from vlp.workloads.data.tokenizers import build_tokenizer
 
     arch = model_cfg.get("vlp", {}).get("arch", "clip")
     if arch not in ARCHITECTURES:
         raise SpecError(f"model.arch: unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     try:
-        model = importlib.import_module(ARCHITECTURES[arch]).build(copy.deepcopy(model_cfg))
+        preprocess = ImagePreprocess.from_model_cfg(model_cfg)
+        towers_cfg = {key: value for key, value in model_cfg.items() if key != "preprocess_cfg"}
+        model = importlib.import_module(ARCHITECTURES[arch]).build(copy.deepcopy(towers_cfg))
     except ValueError as err:
         raise SpecError(f"model: {err}") from None
-    image_size = model_cfg["vision_cfg"]["image_size"]
     return BuiltModel(
         model=model,
         model_cfg=model_cfg,
         tokenizer=build_tokenizer(model_cfg),
-        image_size=image_size if isinstance(image_size, int) else image_size[0],
-        image_mean=OPENAI_DATASET_MEAN,
-        image_std=OPENAI_DATASET_STD,
+        preprocess=preprocess,
     )
 
 

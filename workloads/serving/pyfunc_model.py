@@ -62,15 +62,15 @@ class ClipEmbedder(mlflow.pyfunc.PythonModel):
         import torch.nn.functional as F
         from PIL import Image
 
-        from vlp.workloads.data.loader import ImageTextDecoder
+        from vlp.workloads.evaluation.transform import EvalImageTransform
 
-        decode = ImageTextDecoder(self.built.image_size, self.built.image_mean, self.built.image_std)
+        transform = EvalImageTransform(self.built.preprocess)
         embeddings = []
         with torch.no_grad():
             for _, row in model_input.iterrows():
                 image = row.get("image") if "image" in model_input.columns else None
                 if image is not None and not (isinstance(image, float)):
-                    pixels, _ = decode({"png": bytes(image)})
+                    pixels = transform(bytes(image))
                     vector = self.built.model.encode_image(pixels[None])
                 else:
                     vector = self.built.model.encode_text(self.built.tokenizer([str(row["text"])]))

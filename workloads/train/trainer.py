@@ -14,6 +14,7 @@ from vlp.platform.layout import RunLayout
 from vlp.platform.spec import ExperimentSpec
 from vlp.platform.storage import open_storage
 from vlp.platform.tracking.protocol import NullTracker, Tracker
+from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
@@ -65,7 +66,7 @@ class PretrainTrainer:
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
-        decode = ImageTextDecoder(built.image_size, built.image_mean, built.image_std)
+        decode = ImageTextDecoder(ImageTransform(built.preprocess, spec.data.augment))
         self.loader = make_train_loader(
             inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
             max_bad_samples=spec.data.max_bad_samples, pin_memory=self.dist.device.type == "cuda",
