@@ -74,6 +74,32 @@ def show_run(
     print_table("params", ["param", "value"], [[k, v] for k, v in sorted(details["params"].items())])
 
 
+@app.command("attach")
+def attach_run(
+    run_id: str = typer.Argument(..., help="MLflow run id that `vlp run --detach` printed."),
+    json_output: bool = typer.Option(False, "--json", help="At the end, print one JSON document as `vlp run --json` does."),
+) -> None:
+    """Follow a run started with `vlp run --detach`: print its output from the start until it ends, then its
+    summary (exit 1 if it did not finish). Ctrl-C stops following; the run goes on in the background."""
+    import sys
+
+    from vlp.cli.output import print_json
+    from vlp.cli.run_command import print_summary
+    from vlp.pipelines.local_run import follow_detached
+
+    try:
+        name, outcome = follow_detached(run_id, out=sys.stderr if json_output else sys.stdout)
+    except KeyboardInterrupt:
+        typer.echo(f"stopped following; run {run_id} goes on in the background", err=True)
+        return
+    if json_output:
+        print_json(outcome.as_dict())
+    else:
+        print_summary(name, outcome)
+    if outcome.status != "FINISHED":
+        raise typer.Exit(1)
+
+
 @app.command("logs")
 def run_logs(
     run_id: str = typer.Argument(..., help="KFP run id (from `vlp submit` or `vlp runs list --profile NAME`)."),

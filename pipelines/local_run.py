@@ -1,10 +1,30 @@
-"""`vlp run`: the pretraining pipeline on this machine, then a summary read back from MLflow."""
+"""`vlp run`: the pretraining pipeline on this machine, then a summary read back from MLflow.
+
+One writer per run:
+- `vlp run` is the owner of the training jobs its steps launch: they stop when it dies, whatever the signal
+  (vlp.platform.launch.ownership).
+- `vlp run --resume RUN` holds the run's resume lease while it works, so a second `--resume` of the same run is
+  refused (or waits), and it does not start while a training job of the run still holds the training lease.
+- `vlp run --detach` runs the whole pipeline in a background process of its own session, apart from the
+  terminal: closing the terminal or killing the foreground `vlp run` does not stop it; the background process is
+  the jobs' owner instead. Its output goes to `$VLP_HOME/detached/<run key>.log`, and `vlp runs attach RUN`
+  follows it to the end and prints the summary.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from vlp.platform.backends.local_kfp import run_pipeline_locally
+from vlp.platform.errors import VlpUserError
+from vlp.platform.layout import RunLayout
 from vlp.platform.runtime import RuntimeContext
 from vlp.platform.spec import ExperimentSpec
 from vlp.platform.state import vlp_home
@@ -25,20 +45,23 @@ class RunOutcome:
 
 def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = False) -> RunOutcome:
     from vlp.pipelines.workload_pipelines import build_pipeline_for, pipeline_arguments
+    from vlp.platform.launch.ownership import OWNER_PIDS_ENV, owner_entry
 
+    # This process owns every job the steps (its forks) launch: they stop when it is gone.
+    os.environ[OWNER_PIDS_ENV] = owner_entry(os.getpid())
     pipeline = build_pipeline_for(spec.workload, runtime.image)
     arguments = pipeline_arguments(spec, runtime)
     run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet, tracking_uri=runtime.tracking_uri)
-    return read_outcome(runtime)
+    return read_outcome(runtime.tracking_uri, runtime.run_key)
 
 
-def read_outcome(runtime: RuntimeContext) -> RunOutcome:
+def read_outcome(tracking_uri: str, run_key: str) -> RunOutcome:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=runtime.tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs(
         experiment_ids=[experiment.experiment_id for experiment in client.search_experiments()],
-        filter_string=f"tags.`vlp.run_key` = '{runtime.run_key}'",
+        filter_string=f"tags.`vlp.run_key` = '{run_key}'",
         max_results=1,
     )
     if not runs:
@@ -53,3 +76,168 @@ def read_outcome(runtime: RuntimeContext) -> RunOutcome:
         run_id=run.info.run_id, status=run.info.status, metrics=metrics, model=model,
         error=run.data.tags.get("vlp.error", ""), experiment_id=run.info.experiment_id,
     )
+
+
+class RunBusy(VlpUserError):
+    """Another process is working on the run (exit 2)."""
+
+
+def claim_for_resume(layout: RunLayout, wait: bool, announce=print):
+    """The run's resume lease, held by this process; raises RunBusy if another `--resume` holds it or a training
+    job of the run is still live, unless `wait` (then waits for them to end)."""
+    from vlp.platform.storage.lease import LeaseHeldError, RunLease, wait_until_free
+
+    claim = RunLease(layout.resume_lease, uuid.uuid4().hex)
+    training = RunLease(layout.training_lease, "")
+    while True:
+        try:
+            claim.acquire()
+        except LeaseHeldError as held:
+            if not wait:
+                raise RunBusy(f"run {layout.run_id} is already being resumed by {held.holder.describe()}: "
+                              f"wait for it with `vlp run --resume {layout.run_id} --wait`") from None
+            wait_until_free(claim, on_wait=lambda holder: announce(f"waiting: run {layout.run_id} is being resumed by {holder.describe()}"))
+            continue
+        holder = training.holder()
+        if holder is None:
+            return claim
+        claim.release()
+        if not wait:
+            raise RunBusy(f"run {layout.run_id} is still being trained by {holder.describe()}: "
+                          f"wait for that job with `vlp run --resume {layout.run_id} --wait`, or stop it")
+        announce(f"waiting: run {layout.run_id} is still being trained by {holder.describe()}")
+        wait_until_free(training)
+        claim = RunLease(layout.resume_lease, claim.token)
+
+
+@dataclass(frozen=True)
+class DetachedRun:
+    run_key: str
+    pid: int
+    started: int
+    log: str
+    host: str
+    run_id: str | None = None
+    exit_code: int | None = None
+
+    def alive(self) -> bool:
+        from vlp.platform.launch.ownership import is_alive
+
+        return is_alive(self.pid, self.started)
+
+
+def detached_dir() -> Path:
+    return vlp_home() / "detached"
+
+
+def read_detached(run_key: str) -> DetachedRun | None:
+    try:
+        return DetachedRun(**json.loads((detached_dir() / f"{run_key}.json").read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def _write_detached(record: DetachedRun) -> None:
+    from vlp.platform.storage.local import LocalStorage
+
+    LocalStorage().write_bytes(str(detached_dir() / f"{record.run_key}.json"), json.dumps(asdict(record)).encode())
+
+
+def run_detached(spec: ExperimentSpec, runtime: RuntimeContext, claim=None, started_timeout: float = 600.0) -> DetachedRun:
+    """Start the pipeline in a background process of its own session; return once its MLflow run exists.
+    `claim`: a resume lease this process took; the background process holds and releases it."""
+    import socket
+
+    from vlp.platform.launch.ownership import process_start_time
+    from vlp.platform.tracking.runs import find_run_by_key
+
+    detached_dir().mkdir(parents=True, exist_ok=True)
+    log_path = detached_dir() / f"{runtime.run_key}.log"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _background(spec, runtime, claim, log_path)
+    record = DetachedRun(run_key=runtime.run_key, pid=pid, started=process_start_time(pid) or 0, log=str(log_path), host=socket.gethostname())
+    deadline = time.monotonic() + started_timeout
+    while time.monotonic() < deadline:
+        run_id = find_run_by_key(runtime.run_key, runtime.tracking_uri)
+        if run_id is not None:
+            return DetachedRun(**{**asdict(record), "run_id": run_id})
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return DetachedRun(**{**asdict(record), "exit_code": os.waitstatus_to_exitcode(status)})
+        time.sleep(0.5)
+    return record
+
+
+def _background(spec: ExperimentSpec, runtime: RuntimeContext, claim, log_path: Path) -> None:
+    """The forked side: a session of its own, output to the log; never returns."""
+    import traceback
+
+    from vlp.platform.launch.ownership import process_start_time
+
+    code = 1
+    try:
+        os.setsid()
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        record = DetachedRun(run_key=runtime.run_key, pid=os.getpid(), started=process_start_time(os.getpid()) or 0, log=str(log_path),
+                             host=os.uname().nodename)
+        _write_detached(record)
+        from vlp.platform.backends.forked_steps import _fresh_database_connections
+
+        _fresh_database_connections()  # the SQLite connections the foreground process opened stay its own
+        if claim is not None:
+            claim.acquire()  # the same token: the lease passes from the foreground process to this one
+            claim.keep_alive(lambda lost: logging.getLogger(__name__).warning("%s", lost))
+        try:
+            outcome = run_experiment(spec, runtime)
+        finally:
+            if claim is not None:
+                claim.release()
+        print(f"background run {outcome.run_id} ended {outcome.status}", flush=True)
+        code = 0 if outcome.status == "FINISHED" else 1
+        _write_detached(DetachedRun(**{**asdict(record), "run_id": outcome.run_id, "exit_code": code}))
+    except BaseException:  # noqa: BLE001 - the background run's traceback is its log
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def follow_detached(run_id: str, out=sys.stdout, poll: float = 0.5) -> tuple[str, RunOutcome]:
+    """`vlp runs attach RUN_ID`: print the background run's log to `out` from the start while the run goes on,
+    then return (experiment name, outcome). Ctrl-C (KeyboardInterrupt) stops following and leaves the run alone."""
+    from mlflow.exceptions import MlflowException
+
+    from vlp.platform.state import default_tracking_uri
+    from vlp.platform.tracking.runs import client
+
+    tracking_uri = default_tracking_uri()
+    try:
+        run = client(tracking_uri).get_run(run_id)
+    except MlflowException:
+        raise VlpUserError(f"runs attach {run_id}: no such run (see `vlp runs list`)") from None
+    run_key = run.data.tags.get("vlp.run_key", "")
+    detached = read_detached(run_key) if run_key else None
+    if detached is None:
+        raise VlpUserError(f"runs attach {run_id}: the run was not started with `vlp run --detach` on this machine; "
+                           f"it is {run.info.status} (`vlp runs show {run_id}`)")
+    with open(detached.log, errors="replace") as log:
+        while True:
+            alive = detached.alive()
+            for line in log:
+                print(line, end="", file=out, flush=True)
+            if not alive:
+                break
+            time.sleep(poll)
+    outcome = read_outcome(tracking_uri, run_key)
+    if outcome.status == "RUNNING":
+        outcome.error = (f"the background process (pid {detached.pid}) is gone and the run never finished: "
+                         f"continue it with `vlp run --resume {run_id}`")
+    return client(tracking_uri).get_experiment(run.info.experiment_id).name, outcome

@@ -111,15 +111,27 @@ def watch_owners(on_gone: Callable[[int], None], owners: list[tuple[int, int]] |
 
 
 def stop_when_owner_is_gone(term_after: float = 0.0, kill_after: float = 60.0) -> threading.Thread | None:
-    """For a process of the job: once an owner is gone, SIGTERM this process after `term_after` seconds and
-    SIGKILL it `kill_after` seconds later. SIGTERM lets torchrun stop its workers and the workers checkpoint;
-    the SIGKILL only ends a process that is stuck. Also asks for SIGTERM when the parent dies."""
-    die_with_parent(signal.SIGTERM)
+    """For a process of the job, from its main thread: once its parent or an owner is gone, SIGTERM this process
+    (once) and SIGKILL it `kill_after` seconds later. SIGTERM lets torchrun stop its workers and the workers
+    checkpoint; the SIGKILL only ends a process that is stuck.
+
+    The parent's death arrives as SIGUSR1 and is relayed as one SIGTERM: the kernel sends the parent-death signal
+    each time the child is handed from one exiting thread of its parent to the next, and a second SIGTERM would
+    interrupt torchrun in the middle of stopping its workers. The watchdog waits `term_after` seconds first (a
+    worker leaves it to its agent to stop it)."""
+    stopping = threading.Lock()
+
+    def terminate_once() -> None:
+        if stopping.acquire(blocking=False):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGUSR1, lambda signum, frame: terminate_once())
+    die_with_parent(signal.SIGUSR1)
 
     def stop(pid: int) -> None:
         log.warning("the process that launched this job (pid %d) is gone: stopping", pid)
         time.sleep(term_after)
-        os.kill(os.getpid(), signal.SIGTERM)
+        terminate_once()
         time.sleep(kill_after)
         os.kill(os.getpid(), signal.SIGKILL)
 
