@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 from dataclasses import dataclass
@@ -80,6 +79,7 @@ def open_clip_weights(name: str, checkpoint: str | None = None) -> Weights:
 
 def checkpoint_weights(uri: str) -> Weights:
     from vlp.platform.storage import open_storage
+    from vlp.workloads.train.checkpoint import load_checkpoint
 
     if uri.endswith(".safetensors"):
         from safetensors.torch import load_file
@@ -88,7 +88,7 @@ def checkpoint_weights(uri: str) -> Weights:
     storage = open_storage(uri)
     if not storage.exists(uri):
         raise SpecError(f"model.init_from: {uri}: no such checkpoint")
-    state = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
+    state = load_checkpoint(uri)  # checked against its manifest when it is one of a run's checkpoints
     if isinstance(state, dict) and "model" in state and "model_cfg" in state:
         return Weights(uri, json.loads(state["model_cfg"]), state["model"])
     if isinstance(state, dict) and "state_dict" in state:
