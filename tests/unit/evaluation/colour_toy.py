@@ -97,4 +97,7 @@ class PatchColourClip(ColourClip):
 
 def toy_model(patch_maps: bool = False) -> BuiltModel:
     model = PatchColourClip() if patch_maps else ColourClip()
-    return BuiltModel(model=model, model_cfg={}, tokenizer=lambda texts: list(texts), image_size=SIZE, image_mean=(0.0, 0.0, 0.0), image_std=(1.0, 1.0, 1.0))
+    from vlp.workloads.data.image_transforms import ImagePreprocess
+
+    preprocess = ImagePreprocess(size=(SIZE, SIZE), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return BuiltModel(model=model, model_cfg={}, tokenizer=lambda texts: list(texts), preprocess=preprocess)
