@@ -30,8 +30,6 @@ class NotOpenClipError(VlpUserError):
 class TrainedModel:
     model_cfg: dict[str, Any]
     state_dict: dict[str, Any]
-    source: str
-    """What was read, for messages: the checkpoint URI or the registry reference."""
 
 
 def vlp_only_features(model_cfg: dict[str, Any]) -> str | None:
@@ -102,7 +100,7 @@ def trained_model(reference: str, tracking_uri: str | None = None, storage_root:
             raise VlpUserError(str(err).replace("model.init_from: ", "")) from None
         if weights.model_cfg is None:
             raise VlpUserError(f"{reference}: its model.pt is a bare state dict without an architecture (was it registered by vlp?)")
-        return TrainedModel(weights.model_cfg, weights.state_dict, reference)
+        return TrainedModel(weights.model_cfg, weights.state_dict)
     if RUN_ID.match(reference) and not Path(reference).exists():
         checkpoints = run_checkpoints(reference, tracking_uri, storage_root)
         if not open_storage(checkpoints).exists(join(checkpoints, LATEST)):
@@ -135,6 +133,8 @@ def _checkpoint_state(reference: str) -> tuple[dict[str, Any], str]:
             raise VlpUserError(f"{reference}: no such checkpoint")
         try:
             return load_checkpoint(reference), reference
+        except VlpUserError:  # it differs from what its manifest recorded: the message says how
+            raise
         except Exception as err:
             raise VlpUserError(f"{reference}: not a readable checkpoint ({type(err).__name__})") from None
     for root in (reference, join(reference, "checkpoints")):  # a checkpoints folder, a run folder
@@ -155,4 +155,4 @@ def _latest_state(checkpoints_root: str) -> tuple[dict[str, Any], str]:
 def _from_state(state: dict[str, Any], uri: str) -> TrainedModel:
     if not isinstance(state, dict) or "model" not in state or "model_cfg" not in state:
         raise VlpUserError(f"{uri}: not a vlp checkpoint (it lacks `model` and `model_cfg`)")
-    return TrainedModel(json.loads(state["model_cfg"]), state["model"], uri)
+    return TrainedModel(json.loads(state["model_cfg"]), state["model"])

@@ -141,6 +141,25 @@ def test_vlp_export_command_writes_the_folder_and_refuses_bad_input_with_exit_2(
     assert not (tmp_path / "refused").exists() and not (tmp_path / "missing").exists()
 
 
+def test_a_corrupted_or_foreign_checkpoint_is_refused_with_the_reason(tmp_path):
+    from vlp.workloads.train.checkpoint import CheckpointError
+
+    uri = Path(save_as_the_trainer_does(trained(ModelSection(arch="clip", preset="shapes-vit-micro")), tmp_path / "ckpt"))
+    uri.write_bytes(uri.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="bytes, the manifest recorded"):
+        export_open_clip(str(uri), str(tmp_path / "export"))
+    with pytest.raises(CheckpointError, match="no checkpoint passes its check"):
+        export_open_clip(str(tmp_path / "ckpt"), str(tmp_path / "export"))
+    foreign = tmp_path / "weights.pt"
+    torch.save({"visual.proj": torch.zeros(2)}, foreign)
+    with pytest.raises(VlpUserError, match="not a vlp checkpoint"):
+        export_open_clip(str(foreign), str(tmp_path / "export"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(VlpUserError, match="is a file"):
+        export_open_clip(str(foreign), str(tmp_path / "file"))
+    assert not (tmp_path / "export").exists()
+
+
 def test_a_registered_version_and_a_run_export_and_carry_the_open_clip_files(tmp_path, vlp_home):
     import mlflow
 
