@@ -13,6 +13,7 @@ def submit(
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set train.lr=0.001 (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write the compiled pipeline and every Volcano job its training steps launch to --out; contact nothing."),
     out: Path = typer.Option(None, "--out", help="Directory for pipeline.yaml and <job>.volcano.yaml (needed with --dry-run; kept when submitting)."),
+    allow_drift: bool = typer.Option(False, "--allow-drift", help="Submit even if the image was built from another requirements.lock than the local one."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Compile the experiment's pipeline with the profile's Kubernetes settings and start it on Kubeflow Pipelines."""
@@ -28,6 +29,13 @@ def submit(
     if cluster is None:
         raise VlpUserError("--profile local is this machine: run the experiment with `vlp run FILE`")
     spec = load_spec(experiment, set_)
+    from vlp.platform.image_lock import check_image_lock
+    from vlp.platform.preflight import check_experiment
+
+    check_experiment(spec, cluster)
+    drift = check_image_lock(cluster, allow_drift)
+    if drift:
+        typer.echo(f"vlp: warning: {drift}", err=True)
 
     from vlp.pipelines.submit import package_for_cluster, submit_package
 

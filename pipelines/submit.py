@@ -53,11 +53,15 @@ def package_for_cluster(spec: ExperimentSpec, profile: ClusterProfile, out_dir: 
     from vlp.pipelines.cluster_settings import step_configurator
     from vlp.pipelines.compile import compile_to_file
 
+    from vlp.platform.cluster_checks import check_volcano_job
+
     runtime = profile_runtime(profile, team=spec.team, run_key=run_key)
+    rendered = training_jobs(spec, runtime)
+    # Every job is checked before anything is written: a job the cluster would never run is refused whole.
+    for job in rendered.values():
+        check_volcano_job(job, profile.queue_capability.get(job["spec"]["queue"]))
     pipeline = compile_to_file(spec, runtime, out_dir / PIPELINE_FILE, step_configurator(profile, spec, runtime.run_key))
-    jobs = {}
-    for step, job in training_jobs(spec, runtime).items():
-        jobs[step] = write_atomically(out_dir / f"{step}.volcano.yaml", _as_yaml(job))
+    jobs = {key: write_atomically(out_dir / f"{key}.volcano.yaml", _as_yaml(job)) for key, job in rendered.items()}
     return ClusterPackage(spec=spec, profile=profile, runtime=runtime, pipeline=pipeline, training_jobs=jobs)
 
 

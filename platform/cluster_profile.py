@@ -194,7 +194,10 @@ class ClusterProfile(ProfileSection):
     namespace: str = Field(pattern=K8S_NAME)
     """Kubernetes namespace of the installation (the chart's release namespace): training jobs run here."""
     image: str
-    """Container image with vlp installed; every step and training pod runs it."""
+    """Container image with vlp installed; every step and training pod runs it (built from `Containerfile`, docs/cluster.md)."""
+    image_lock_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """sha256 of the `requirements.lock` the image was built from (its label `io.vlp.lock-sha256`); `vlp submit`
+    refuses to submit when the local lock differs (`--allow-drift` overrides). Empty: not checked, with a warning."""
     storage_root: str
     """Root for datasets, shards and checkpoints, shared by every pod: `s3://bucket/prefix`."""
     kfp: KfpSection
@@ -207,6 +210,9 @@ class ClusterProfile(ProfileSection):
     """TorchX scheduler and its options."""
     team_queues: dict[str, str] = {}
     """Volcano queue per team (`team: queue`); an experiment's `team` picks its queue, others use `torchx.scheduler_args.queue`."""
+    queue_capability: dict[str, dict[str, str | int]] = {}
+    """Capability of each Volcano queue (`queue: {cpu: "384", memory: 4608Gi, nvidia.com/gpu: 32}`, as the chart's
+    `teams` set it); `vlp submit` refuses a job whose whole gang exceeds its queue's, which would stay Pending."""
     gpu_resource: str = "nvidia.com/gpu"
     """Extended resource name of a GPU on the nodes (e.g. `amd.com/gpu`); training pods request `resources.gpus_per_node` of it."""
     accelerator_type: str | None = None
@@ -221,6 +227,8 @@ class ClusterProfile(ProfileSection):
     """CPU cores per training node (TorchX requests a little less for the kubelet)."""
     worker_memory_mb: int = Field(32768, ge=1024)
     """Memory per training node in MB."""
+    training_env: dict[str, str] = {}
+    """Plain environment variables of the training pods, such as NCCL's (`NCCL_SOCKET_IFNAME`, `NCCL_IB_HCA`); never credentials."""
     image_pull_secrets: tuple[str, ...] = ()
     """Secrets for pulling `image` from a private registry (step and training pods)."""
     steps: StepPods = StepPods()
@@ -239,6 +247,28 @@ class ClusterProfile(ProfileSection):
         if value == "local":
             raise ValueError("`local` is the built-in profile; give this one another name")
         return value
+
+    @field_validator("training_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(ENV_NAME, name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return value
+
+    @property
+    def targets_gpu_nodes(self) -> bool:
+        return bool(self.gpu_nodes_reason)
+
+    @property
+    def gpu_nodes_reason(self) -> str:
+        """Why the training pods land on GPU nodes (an accelerator type, or a toleration of the GPU taint); empty if not."""
+        if self.accelerator_type:
+            return f"accelerator_type {self.accelerator_type}"
+        for toleration in self.tolerations:
+            if toleration.key == self.gpu_resource:
+                return f"a toleration of the {self.gpu_resource} taint"
+        return ""
 
     def queue_for(self, team: str | None) -> str:
         return self.team_queues.get(team or "", self.torchx.scheduler_args.queue)

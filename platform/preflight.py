@@ -1,5 +1,12 @@
-"""Checks that need the outside world (do the data paths exist?), run before any work starts so a mistake
-costs one line and leaves nothing behind."""
+"""One preflight for `vlp run` and `vlp submit`: every check that can fail before any work starts, so a
+mistake costs one line and leaves nothing behind (no MLflow run, no pipeline, no job).
+
+Both commands check the spec against itself (the batch divides over the processes, the model builds on the
+meta device). Then `vlp run` checks its inputs exist on this machine or its S3, and `vlp submit` checks that
+every path is one the cluster's pods can reach (no local paths, no local storage root) and that the job makes
+sense on the profile's nodes (see `vlp.platform.cluster_checks`). `submit` contacts nothing here: the pods
+read S3 with the cluster's credentials, not yours.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +18,114 @@ from vlp.platform.storage import open_storage
 
 # A mistyped endpoint should cost the user seconds, not the outage budget training gets.
 PREFLIGHT_RETRY_SECONDS = 10.0
+# Schemes a cluster pod can read (models:/ through the MLflow server).
+CLUSTER_SCHEMES = ("s3://", "models:/")
 
 
-def check_inputs(spec: ExperimentSpec) -> None:
+def check_experiment(spec: ExperimentSpec, profile=None) -> None:
+    """Every check before `vlp run` (profile None) or `vlp submit --profile` (a `ClusterProfile`) starts work."""
+    check_batch(spec)
+    for field, uri in uri_fields(spec).items():
+        _check_uri(field, uri)
+    if profile is not None:
+        check_reachable_from_cluster(spec, profile.name)
+    check_model(spec)
+    if profile is None:
+        check_inputs(spec)
+        return
+    from vlp.platform.cluster_checks import check_job_on_profile
+
+    check_job_on_profile(spec, profile)
+
+
+def check_batch(spec: ExperimentSpec) -> None:
     processes = spec.resources.world_size
     if spec.train.batch_size % processes:
         raise SpecError(
             f"train.batch_size {spec.train.batch_size} is not divisible by the {processes} training processes "
             f"(resources.nodes x procs_per_node); use a multiple of {processes}"
         )
-    for field, uri in (("storage_root", spec.storage_root), ("data.train", spec.data.train), ("data.eval", spec.data.eval)):
-        if uri:
-            _check_uri(field, uri)
+
+
+def check_model(spec: ExperimentSpec) -> None:
+    """The model section builds (on the meta device: no memory, no weights read); an unknown preset, a bad option or
+    missing weights would otherwise fail inside the training job, after the run opened."""
+    section = spec.model
+    if section.init_from is None:
+        _build_on_meta_device(spec)
+    elif isinstance(section.init_from, str) and not section.init_from.startswith("models:/"):
+        if not _is_remote(section.init_from) and not open_storage(section.init_from).exists(section.init_from):
+            raise SpecError(f"model.init_from: no checkpoint at {section.init_from}; check the path (or use models:/NAME@ALIAS)")
+
+
+def _build_on_meta_device(spec: ExperimentSpec) -> None:
+    import torch
+
+    from vlp.workloads.models.catalog import load_model_cfg
+    from vlp.workloads.models.factory import build_model_from_cfg, compose_model_cfg
+
+    model_cfg = compose_model_cfg(spec.model, load_model_cfg(spec.model.preset), spec.objective.contrastive)
+    try:
+        with torch.device("meta"):
+            build_model_from_cfg(model_cfg)
+    except SpecError:
+        raise
+    except Exception as err:  # a shape or option the towers refuse
+        raise SpecError(f"model: preset {spec.model.preset} with arch {spec.model.arch} does not build: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+
+
+def uri_fields(spec: ExperimentSpec) -> dict[str, str]:
+    """{field: value} of every field that names data or weights to read, or a place to write."""
+    fields = {
+        "storage_root": spec.storage_root, "data.train": spec.data.train, "data.eval": spec.data.eval,
+        "dg.root": spec.dg.root, "dg.pretrained_checkpoint": spec.dg.pretrained_checkpoint,
+    }
+    init_from = spec.model.init_from
+    if isinstance(init_from, str):
+        fields["model.init_from"] = init_from
+    elif init_from is not None and init_from.checkpoint:
+        fields["model.init_from.checkpoint"] = init_from.checkpoint
+    if spec.dg.pretrained and _looks_like_a_path(spec.dg.pretrained):
+        fields["dg.pretrained"] = spec.dg.pretrained
+    return {field: value for field, value in fields.items() if value}
+
+
+def check_reachable_from_cluster(spec: ExperimentSpec, profile_name: str) -> None:
+    """A path on this machine means nothing in a pod: refuse it, naming the field. Besides the known URI fields, any
+    value anywhere in the spec that is an absolute or home path (fields other issues add) is refused too."""
+    local = {field: value for field, value in uri_fields(spec).items() if not value.startswith(CLUSTER_SCHEMES)}
+    local.update(_paths_anywhere(spec.model_dump(mode="json", by_alias=True)))
+    for field, value in sorted(local.items()):
+        where = "the profile's storage_root" if field == "storage_root" else "s3:// (upload it first, e.g. `aws s3 sync`)"
+        raise SpecError(
+            f"{field}: {value} is a path on this machine, which pods of profile {profile_name} cannot read; "
+            f"use {where}" + (" or remove the field" if field == "storage_root" else "")
+        )
+
+
+def _paths_anywhere(document, location: str = "") -> dict[str, str]:
+    found: dict[str, str] = {}
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found.update(_paths_anywhere(value, f"{location}.{key}" if location else str(key)))
+    elif isinstance(document, (list, tuple)):
+        for index, value in enumerate(document):
+            found.update(_paths_anywhere(value, f"{location}[{index}]"))
+    elif isinstance(document, str) and document.startswith(("/", "~", "file:", "./", "../")):
+        found[location] = document
+    return found
+
+
+def _looks_like_a_path(value: str) -> bool:
+    return "/" in value or value.startswith(("~", "."))
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.startswith(("s3://", "http://", "https://"))
+
+
+def check_inputs(spec: ExperimentSpec) -> None:
+    """`vlp run`: the storage root can be written and the shards are there."""
     if spec.storage_root:
         _check_storage_root(spec.storage_root)
     if spec.data.source != "shards":
@@ -64,6 +167,8 @@ def _check_uri(field: str, uri: str) -> None:
     from vlp.platform.errors import StorageError
     from vlp.platform.storage.uris import check_uri
 
+    if uri.startswith("models:/"):
+        return
     try:
         check_uri(uri)
     except StorageError as err:

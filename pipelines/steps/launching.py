@@ -25,8 +25,11 @@ def job_name(experiment: str, job_suffix: str, run_key: str) -> str:
     """`<experiment name>-<job_suffix>-<run key's first 8>`, at most MAX_JOB_NAME characters of [a-z0-9-]: the same
     for every attempt of the step in one run, so an attempt finds the job an earlier one launched."""
     tail = f"-{job_suffix}-{run_key[:8]}".lower()
-    prefix = re.sub(r"[^a-z0-9-]+", "-", experiment.lower()).strip("-")[: MAX_JOB_NAME - len(tail)].rstrip("-")
-    return f"{prefix or 'vlp'}{tail}"
+    prefix = re.sub(r"[^a-z0-9-]+", "-", experiment.lower()).strip("-")
+    if not prefix[:1].isalpha():
+        # Volcano's svc plugin names a Service after the job, and a Service name (DNS-1035) starts with a letter.
+        prefix = f"vlp-{prefix}".rstrip("-")
+    return f"{prefix[: MAX_JOB_NAME - len(tail)].rstrip('-')}{tail}"
 
 
 def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffix: str) -> LaunchRequest:
@@ -41,7 +44,10 @@ def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffi
 
         # Credentials reach the workers from Secrets named in the pod settings, never from this step's environment.
         labels = run_labels(spec.team, spec.name, spec.spec_hash(), runtime.run_key)
-        pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}})
+        from vlp.platform.cluster_checks import shm_size_mb
+
+        shm = shm_size_mb(spec.data.workers, spec.resources.procs_per_node)
+        pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}, "shm_size_mb": shm})
         cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
     return LaunchRequest(
         module=module,

@@ -74,6 +74,8 @@ class TrainingPodSettings(PodSection):
     """CPU cores per training node."""
     memory_mb: int = Field(4096, ge=256)
     """Memory per training node in MB."""
+    shm_size_mb: int | None = Field(None, ge=64)
+    """Size of the memory-backed `/dev/shm` (DataLoader workers pass batches through it); None leaves it unbounded."""
 
 
 def run_labels(team: str, experiment: str, spec_hash: str, run_key: str) -> dict[str, str]:
@@ -104,8 +106,10 @@ def _apply_to_pod(pod: dict, settings: TrainingPodSettings) -> None:
         spec["tolerations"] = [*(spec.get("tolerations") or []), *(t.as_kubernetes() for t in settings.tolerations)]
     if settings.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    gpus = False
     for container in spec["containers"]:
         if _rename_gpu_resource(container.setdefault("resources", {}), settings.gpu_resource):
+            gpus = True
             spec["nodeSelector"].update(settings.accelerator_selector)
         container["env"] = [
             *(container.get("env") or []),
@@ -115,6 +119,25 @@ def _apply_to_pod(pod: dict, settings: TrainingPodSettings) -> None:
                 for item in settings.secret_env
             ),
         ]
+    _size_shm_and_spread(pod, settings, gpus)
+
+
+def _size_shm_and_spread(pod: dict, settings: TrainingPodSettings, gpus: bool) -> None:
+    """`/dev/shm` sized for the loader workers, and the job's replicas on different nodes: each replica is one of the
+    spec's `resources.nodes` (required on GPU nodes, preferred on CPU nodes, where a small job may share one)."""
+    spec = pod["spec"]
+    for volume in spec.get("volumes") or []:
+        if settings.shm_size_mb and volume.get("emptyDir", {}).get("medium") == "Memory":
+            volume["emptyDir"]["sizeLimit"] = f"{settings.shm_size_mb}Mi"
+    instance = pod["metadata"]["labels"].get("app.kubernetes.io/instance")
+    if instance is None:
+        return
+    term = {"labelSelector": {"matchLabels": {"app.kubernetes.io/instance": instance}}, "topologyKey": "kubernetes.io/hostname"}
+    anti_affinity = (
+        {"requiredDuringSchedulingIgnoredDuringExecution": [term]} if gpus
+        else {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+    )
+    spec.setdefault("affinity", {})["podAntiAffinity"] = anti_affinity
 
 
 def _rename_gpu_resource(resources: dict, gpu_resource: str) -> bool:

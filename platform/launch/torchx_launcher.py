@@ -102,19 +102,21 @@ def build_appdef(request: LaunchRequest, job_token: str | None = None):
         memMB=request.mem_mb,
         j=f"{request.nodes}x{request.procs_per_node}",
         env=env,
-        max_retries=request.max_restarts,
+        # One owner of restarts: on a cluster Volcano restarts the whole job (TorchX's `max_retries`, a RestartJob
+        # policy); on this machine, where local_cwd ignores it, torchrun restarts the workers (`--max-restarts`).
+        max_retries=0 if local else request.max_restarts,
         rdzv_port=free_port() if local else 29500,
         rdzv_conf=f"join_timeout={request.rendezvous_timeout}" if request.nodes > 1 else None,
     )
     # Locally the agent is torchrun run by vlp's owned_agent, which stops it when the job's owner is gone.
     agent = f"{shlex.quote(sys.executable)} -m vlp.platform.launch.owned_agent" if local else "torchrun"
-    # `max_retries` is the scheduler's (Volcano re-creates lost pods; local_cwd ignores it). torchrun's own
-    # `--max-restarts` restarts all workers in place after one fails, and they resume from the latest checkpoint.
-    restarts = f" --max-restarts {request.max_restarts}" if request.max_restarts else ""
+    # torchrun's own `--max-restarts` restarts all workers in place after one fails (they resume from the latest
+    # checkpoint); only locally, where it is the one owner of restarts (see `max_retries` above).
+    restarts = f" --max-restarts {request.max_restarts}" if request.max_restarts and local else ""
     for role in appdef.roles:
         flag, command = role.args
-        role.args = [flag, command.replace("torchrun ", f"{agent}{restarts} ", 1)]
-        if request.max_restarts:
+        role.args = [flag, command.replace("torchrun ", f"{agent}{restarts} ", 1)] if local else [flag, command]
+        if request.max_restarts and local:
             # With the agent's TCPStore shared across rendezvous rounds, restarted workers read the previous
             # round's gloo/NCCL addresses and hang; a fresh store per round (rank 0's worker hosts it) does not.
             role.env.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")

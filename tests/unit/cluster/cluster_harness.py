@@ -8,16 +8,23 @@ import io
 import sys
 from pathlib import Path
 
+from vlp.platform.image_lock import lock_sha256
+
 REPO = Path(__file__).resolve().parents[3]
 EXPERIMENT = REPO / "experiments" / "quickstart.yaml"
 CANARY = "vlpCanary-Zq81Kd0Wm3Tx5Ry7-not-a-real-secret"
 TOKEN = "vlpTokenCanary-Jw4Nv6Bq9Hs2Lp0-not-a-real-token"
 CANARY_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
+# The GPU profile below sends training pods to A100 nodes: a submission must ask for GPUs.
+GPU_SHAPE = ("--set", "resources.gpus_per_node=1")
+
 BASE_PROFILE = {
     "name": "gpu",
     "namespace": "vlp",
     "image": "registry.example.com/ml/vlp:1.2.3",
+    # The image was built from this checkout's lock (as the Containerfile records it).
+    "image_lock_sha256": lock_sha256(),
     "storage_root": "s3://vlp-test-bucket/vlp",
     "kfp": {"host": "http://127.0.0.1:9", "namespace": "vlp", "service_account": "vlp-pipeline", "auth": {"token_env": "VLP_KFP_TOKEN"}},
     "mlflow": {"tracking_uri": "http://vlp-mlflow.vlp.svc.cluster.local:5000", "credentials_secret": {"name": "vlp-mlflow-pipelines"}},

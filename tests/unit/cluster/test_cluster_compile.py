@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from vlp.platform.runtime import RuntimeContext
 
 STEPS = ("start-run", "prepare-data", "pretrain", "evaluate", "register", "finish-run")
-OVERRIDES = ("--set", "team=vision", "--set", "resources.nodes=3", "--set", "resources.procs_per_node=4", "--set", "resources.gpus_per_node=4")
+OVERRIDES = ("--set", "team=vision", "--set", "train.batch_size=192", "--set", "resources.nodes=3", "--set", "resources.procs_per_node=4", "--set", "resources.gpus_per_node=4")
 
 
 @pytest.fixture(scope="module")

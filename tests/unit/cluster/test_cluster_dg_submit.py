@@ -24,7 +24,7 @@ def dg_dry_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VLP_PROFILES", str(profiles))
         patch.setenv("VLP_HOME", str(root / "home"))
-        code, out, err = run_vlp("submit", str(DG_EXPERIMENT), "--profile", "gpu", "--dry-run", "--out", str(root / "out"), "--json")
+        code, out, err = run_vlp("submit", str(DG_EXPERIMENT), "--profile", "gpu", "--set", "resources.gpus_per_node=1", "--dry-run", "--out", str(root / "out"), "--json")
     assert code == 0, err
     return root / "out", json.loads(out)
 

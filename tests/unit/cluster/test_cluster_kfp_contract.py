@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_harness import BASE_PROFILE, CANARY, EXPERIMENT, TOKEN, assert_one_line_error, profile_document, run_vlp
+from cluster_harness import BASE_PROFILE, CANARY, EXPERIMENT, GPU_SHAPE, TOKEN, assert_one_line_error, profile_document, run_vlp
 
 from vlp.platform.runtime import RuntimeContext
 
@@ -20,7 +20,7 @@ API = "/apis/v2beta1"
 
 
 def _submit(*extra: str) -> dict:
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", "--set", "team=vision", "--json", *extra)
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--set", "team=vision", "--json", *extra)
     assert code == 0, err
     for text in (out, err):
         assert TOKEN not in text and CANARY not in text
@@ -55,7 +55,7 @@ def test_submit_creates_the_team_experiment_and_a_run(cluster_profile):
 
 
 def test_submit_prints_run_id_and_url(cluster_profile):
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu")
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE)
     assert code == 0, err
     (run_id,) = cluster_profile.runs
     assert run_id in out and f"/#/runs/details/{run_id}" in out
@@ -121,7 +121,7 @@ def test_logs_and_cancel_need_a_cluster_profile():
 def test_expired_token_is_one_line(cluster_profile):
     cluster_profile.valid_tokens.clear()
     cluster_profile.expired_tokens.add(TOKEN)
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu")
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE)
     assert_one_line_error(code, err, "rejected the token from $VLP_KFP_TOKEN", "401", "expired")
     assert TOKEN not in out + err
     code, _, err = run_vlp("runs", "show", "some-run", "--profile", "gpu")
