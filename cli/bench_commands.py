@@ -83,17 +83,22 @@ def speedups(
 
 @app.command("data")
 def data(
-    samples: int = typer.Option(4000, "--samples", min=100, help="Samples per pass (the dataset size)."),
+    samples: int = typer.Option(2000, "--samples", min=100, help="Samples per pass (the dataset size)."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Passes of each pipeline, alternating."),
     s3: bool = typer.Option(True, "--s3/--no-s3", help="Also read the shards from a loopback S3 server (moto)."),
-    preset: str = typer.Option("shapes-rn-tiny", "--preset", help="Model whose image size and tokenizer to use."),
+    preset: str = typer.Option("ViT-B-32", "--preset", help="Model whose image preprocessing and tokenizer to use."),
+    source_size: int = typer.Option(256, "--source-size", min=16, max=512, help="Shorter side of the stored images in pixels."),
+    image_format: str = typer.Option("jpg", "--format", help="Stored image format: jpg or png."),
+    max_aspect_ratio: float = typer.Option(1.5, "--max-aspect", min=1.0, max=2.0, help="Longer / shorter side, drawn per image up to this."),
     out: Path = _out_option(),
     json_output: bool = _json_option(),
 ) -> None:
-    """Data loading samples/s per worker, local and s3://, against a decode-only floor and open_clip's pipeline."""
+    """Data loading samples/s per worker, local and s3://, against a decode-only floor and open_clip's pipeline
+    (same preprocessing and training augmentation)."""
     from vlp.workloads.bench.data_loading import run_data_loading
 
-    _finish(run_data_loading(out / "work", samples, repeats, s3, preset), out, json_output)
+    report = run_data_loading(out / "work", samples, repeats, s3, preset, source_size, image_format, max_aspect_ratio)
+    _finish(report, out, json_output)
 
 
 @app.command("orchestration")

@@ -107,7 +107,9 @@ class TrainingWorkspace:
         s = self.setup
         document = {
             "name": "bench-training",
-            "data": {"source": "shards", "train": str(self.data_dir), "workers": s.workers},
+            # Equal work: open_clip_train's default training transform (RandomResizedCrop, scale (0.9, 1.0)).
+            "data": {"source": "shards", "train": str(self.data_dir), "workers": s.workers,
+                     "augment": {"enabled": True, "scale": [0.9, 1.0]}},
             "model": {"arch": "clip", "preset": s.preset},
             "train": {
                 "batch_size": s.batch_size, "max_steps": s.steps, "lr": s.lr, "weight_decay": s.weight_decay,

@@ -1,5 +1,6 @@
 """Benchmark 1: training throughput and peak memory of vlp's pretraining against open_clip_train, same model
-config, shards, global batch, precision, process count and threads, runs alternating (vlp, open_clip, vlp, …)."""
+config, shards, image preprocessing and training augmentation (RandomResizedCrop, scale (0.9, 1.0)), global batch,
+precision, process count and threads, runs alternating (vlp, open_clip, vlp, …)."""
 
 from __future__ import annotations
 

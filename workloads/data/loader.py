@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class ImageTextDecoder:
-    """Turns a raw sample into (normalised CHW float tensor, caption) with the model's training transform."""
+    """Turns a raw sample into (3×H×W uint8 image, caption) with the model's training transform; `normalise` turns a
+    stacked batch of those into the model's float input (once per batch: a quarter of the memory traffic of
+    normalising each image and stacking floats)."""
 
     IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 
@@ -36,7 +38,10 @@ class ImageTextDecoder:
         if image_bytes is None:
             raise ValueError(f"no image field (looked for {', '.join(self.IMAGE_KEYS)}; found {', '.join(sorted(sample))})")
         caption = sample.get("txt", b"")
-        return self.transform(image_bytes, seed), caption.decode("utf-8") if isinstance(caption, bytes) else caption
+        return self.transform.to_uint8(image_bytes, seed), caption.decode("utf-8") if isinstance(caption, bytes) else caption
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return self.transform.normalise(images)
 
 
 def sample_seed(seed: int, position: "StreamPosition") -> int:
@@ -74,7 +79,7 @@ class TrainStream(IterableDataset):
     start without decoding anything until the position is reached.
     """
 
-    def __init__(self, shard_uris: list[str], decode: Callable, rank: int, world_size: int, seed: int,
+    def __init__(self, shard_uris: list[str], decode: ImageTextDecoder, rank: int, world_size: int, seed: int,
                  shuffle_buffer: int = 2000, max_bad_samples: int = 100):
         self.shard_uris = shard_uris
         self.decode = decode
@@ -151,11 +156,11 @@ def _pop_random(buffer: list, rng: random.Random):
     return buffer.pop()
 
 
-def collate_with(tokenizer) -> Callable:
+def collate_with(tokenizer, normalise: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
     def collate(batch):
         images, captions, positions = zip(*batch)
         # A batch comes from one consumer: its last sample's position is where that consumer stands after it.
-        return torch.stack(images), tokenizer(list(captions)), positions[-1]
+        return normalise(torch.stack(images)), tokenizer(list(captions)), positions[-1]
 
     return collate
 
@@ -173,7 +178,7 @@ class TrainLoader:
             stream,
             batch_size=batch_size,
             num_workers=workers,
-            collate_fn=collate_with(tokenizer),
+            collate_fn=collate_with(tokenizer, stream.decode.normalise),
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
             # Page-locked batches let the trainer's `.to(device, non_blocking=True)` copy overlap with compute (GPU only).
