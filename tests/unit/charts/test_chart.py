@@ -1,7 +1,7 @@
 """The vlp Helm chart, rendered offline with the real helm binary and checked without a cluster.
 
 Every rendered manifest is validated against the Kubernetes OpenAPI schemas (kubernetes-validate,
-strict mode); Volcano Queues, which it has no schema for, are checked field by field here.
+strict mode); Volcano Queues against Volcano's published Queue CRD (tests/crd_schema.py, nothing pruned).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from crd_schema import validation_errors
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "vlp"
 PRODUCTION_VALUES = CHART / "values-production.yaml"
@@ -159,20 +160,9 @@ def _containers(docs: list[dict]):
 
 
 def _check_volcano_queue(doc: dict) -> None:
-    assert doc["apiVersion"] == "scheduling.volcano.sh/v1beta1"
-    assert doc["kind"] == "Queue"
-    assert doc["metadata"]["name"]
+    assert validation_errors(doc) == [], doc["metadata"]["name"]
     assert "namespace" not in doc["metadata"], "Queues are cluster-scoped"
-    spec = doc["spec"]
-    assert isinstance(spec["weight"], int) and not isinstance(spec["weight"], bool)
-    assert spec["weight"] >= 1
-    assert isinstance(spec.get("reclaimable", True), bool)
-    capability = spec["capability"]
-    assert isinstance(capability, dict) and capability
-    assert {"cpu", "memory"} <= capability.keys()
-    quantity = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
-    for resource, value in capability.items():
-        assert isinstance(value, str) and quantity.match(value), (resource, value)
+    assert {"cpu", "memory"} <= doc["spec"]["capability"].keys()
 
 
 # --- lint and schema validation ------------------------------------------------------------
@@ -321,7 +311,20 @@ def test_queue_per_team_with_gpu_quota(render):
     assert set(queues) == {"vlp-vision", "vlp-dg"}
     assert queues["vlp-vision"]["weight"] == 3
     assert queues["vlp-vision"]["capability"]["nvidia.com/gpu"] == "32"
-    assert queues["vlp-dg"]["capability"]["nvidia.com/gpu"] == "8"
+    assert queues["vlp-dg"]["capability"]["nvidia.com/gpu"] == "16"
+    # The profile carries each queue's capability, so `vlp submit` refuses a gang its queue can never admit.
+    profile = yaml.safe_load(_one(docs, "ConfigMap", "profile")["data"]["profile.yaml"])
+    assert profile["queue_capability"] == {name: {key: str(value) for key, value in spec["capability"].items()} for name, spec in queues.items()}
+
+
+def test_priority_classes_the_profile_names_are_created(render, helm):
+    _, docs = render(*VARIANTS["production"])
+    (priority,) = _by_kind(docs, "PriorityClass")
+    assert "namespace" not in priority["metadata"], "PriorityClasses are cluster-scoped"
+    profile = yaml.safe_load(_one(docs, "ConfigMap", "profile")["data"]["profile.yaml"])
+    assert profile["torchx"]["scheduler_args"]["priority_class"] == priority["metadata"]["name"]
+    result = helm(*_template_args("--set", "profile.priorityClass=missing-class"), check=False)
+    assert result.returncode != 0 and "missing-class" in result.stderr and "priorityClasses" in result.stderr
 
 
 def test_queue_named_default_is_refused(helm):
@@ -433,7 +436,7 @@ def test_profile_configmap(render):
     sa = _one(docs, "ServiceAccount")["metadata"]["name"]
     assert profile["torchx"]["scheduler"] == "kubernetes"
     assert profile["torchx"]["scheduler_args"] == {
-        "queue": "vlp-vision", "namespace": NAMESPACE, "service_account": sa,
+        "queue": "vlp-vision", "namespace": NAMESPACE, "service_account": sa, "priority_class": "research-high",
     }
     assert profile["gpu_resource"] == "nvidia.com/gpu"
     assert profile["s3"]["credentials_secret"]["name"] == "vlp-s3"
