@@ -107,6 +107,7 @@ CORPUS = [
     Case("resume-unknown-run", ("run", "--resume", "f" * 32), f"--resume {'f' * 32}: no such run", setup=finished_and_foreign_runs),
     Case("resume-finished-run", ("run", "--resume", "{finished}"), "the run already FINISHED", setup=finished_and_foreign_runs),
     Case("resume-foreign-run", ("run", "--resume", "{foreign}"), "not a run started by vlp", setup=finished_and_foreign_runs),
+    spec_case("wait-without-resume", OK, "--wait goes with --resume RUN_ID", "--wait"),
     Case("password-in-tracking-uri", ("run", "{dir}/exp.yaml"), "MLFLOW_TRACKING_URI: holds a password in the URL (http://***@127.0.0.1:1)",
          files={"exp.yaml": OK}, env={"MLFLOW_TRACKING_URI": f"http://user:{SECRET}@127.0.0.1:1"}),
     Case("promote-bad-version", ("promote", "shapes-clip", "latest"), "VERSION 'latest': expected a version number"),
