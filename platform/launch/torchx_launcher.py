@@ -260,7 +260,8 @@ def missing_nodes_reason(logs: dict[int, list[str] | None], timeout: int) -> str
     if not missing:
         return f" | rendezvous timed out after {timeout} s: no node saw all {len(logs)} nodes join"
     names = ", ".join(f"node {replica}" for replica in missing)
-    return f" | rendezvous timed out after {timeout} s: {names} never joined (nodes {', '.join(map(str, waited))} waited for {'it' if len(missing) == 1 else 'them'})"
+    waiting = f"node{'s' if len(waited) > 1 else ''} {', '.join(map(str, waited))}"
+    return f" | rendezvous timed out after {timeout} s: {names} never joined ({waiting} waited for {'it' if len(missing) == 1 else 'them'})"
 
 
 def first_error_line(logs: dict[int, list[str] | None]) -> str:

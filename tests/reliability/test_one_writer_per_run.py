@@ -268,6 +268,6 @@ def test_a_node_that_never_comes_back_fails_the_launch_within_the_rendezvous_tim
     print(f"lost node: node 1 killed at {lost['at'] - started:.1f} s, launch failed at {failed_after:.1f} s "
           f"(rendezvous timeout {RENDEZVOUS_TIMEOUT} s)", file=sys.stderr)
     assert not result.succeeded
-    assert f"rendezvous timed out after {RENDEZVOUS_TIMEOUT} s: node 1 never joined (nodes 0 waited for it)" in result.reason, result.reason
+    assert f"rendezvous timed out after {RENDEZVOUS_TIMEOUT} s: node 1 never joined (node 0 waited for it)" in result.reason, result.reason
     assert failed_after < RENDEZVOUS_TIMEOUT + 30
     assert job_processes(read_record(request.name).token) == []  # nothing hangs on
