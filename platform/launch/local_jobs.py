@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from vlp.platform.launch.ownership import is_alive, owner_entry, parse_owners
-from vlp.platform.launch.torchx_launcher import LOCAL_WAIT_SECONDS, LaunchRequest, LaunchResult, _prepare, _wait, build_appdef
+from vlp.platform.launch.torchx_launcher import LOCAL_WAIT_SECONDS, LaunchRequest, LaunchResult, build_appdef, prepare_submission, wait_for_job
 from vlp.platform.storage.lease import JOB_TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,13 @@ def _launch(record: LocalJobRecord, request: LaunchRequest, stream_logs: bool) -
     state = "FAILED"
     try:
         with get_runner() as runner:
-            app_handle = runner.schedule(_prepare(runner, appdef, request))
+            app_handle = runner.schedule(prepare_submission(runner, appdef, request))
             log.info("launched %s", app_handle)
             status = runner.status(app_handle)
             log_dir = (status.ui_url or "").removeprefix("file://") if status else ""
             record = replace(record, state="RUNNING", app_handle=app_handle, log_dir=log_dir)
             write_record(record)
-            result = _wait(runner, app_handle, appdef, request, stream_logs, attached=False)
+            result = wait_for_job(runner, app_handle, appdef, request, stream_logs, attached=False)
             state = "SUCCEEDED" if result.succeeded else "FAILED"
             return result
     finally:

@@ -128,10 +128,10 @@ def dryrun(request: LaunchRequest):
     from torchx.runner import get_runner
 
     with get_runner() as runner:
-        return _prepare(runner, build_appdef(request), request)
+        return prepare_submission(runner, build_appdef(request), request)
 
 
-def _prepare(runner, appdef, request: LaunchRequest):
+def prepare_submission(runner, appdef, request: LaunchRequest):
     """Render the request, then add the pod settings TorchX has no parameters for (submitted by `runner.schedule`)."""
     info = runner.dryrun(appdef, request.scheduler, cfg=dict(request.scheduler_cfg))
     if request.scheduler == "kubernetes":
@@ -176,8 +176,8 @@ def _launch_or_attach_on_cluster(request: LaunchRequest, stream_logs: bool) -> L
             if existing is not None:
                 log.warning("%s ended %s earlier: replacing it", app_handle, existing.state.name)
                 _delete_and_wait(runner, app_handle)
-            app_handle, attached = _schedule_once(runner, _prepare(runner, appdef, request), app_handle)
-        return _wait(runner, app_handle, appdef, request, stream_logs, attached)
+            app_handle, attached = _schedule_once(runner, prepare_submission(runner, appdef, request), app_handle)
+        return wait_for_job(runner, app_handle, appdef, request, stream_logs, attached)
 
 
 def _delete_and_wait(runner, app_handle: str, timeout: float = 120.0) -> None:
@@ -203,7 +203,7 @@ def _schedule_once(runner, info, app_handle: str) -> tuple[str, bool]:
     return launched, False
 
 
-def _wait(runner, app_handle: str, appdef, request: LaunchRequest, stream_logs: bool, attached: bool) -> LaunchResult:
+def wait_for_job(runner, app_handle: str, appdef, request: LaunchRequest, stream_logs: bool, attached: bool) -> LaunchResult:
     role = appdef.roles[0].name
     if stream_logs:
         _follow_logs(runner, app_handle, role, request.nodes)
