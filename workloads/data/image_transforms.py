@@ -107,11 +107,13 @@ class ImageTransform:
 
     Training draws are reproducible: given `seed`, the crop, jitter and grey-scale draws come from torch's CPU
     generator seeded with it (then restored), so a sample looks the same whenever its position is replayed.
+    `exact=False` resamples the unaugmented geometry with torch's kernels too (training without augmentation).
     """
 
-    def __init__(self, preprocess: ImagePreprocess, augment: AugmentSection | None = None):
+    def __init__(self, preprocess: ImagePreprocess, augment: AugmentSection | None = None, exact: bool = True):
         self.preprocess = preprocess
         self.augment = augment if augment is not None and augment.enabled else None
+        self.exact = exact
         # (x / 255 - mean) / std as one multiply and one subtract.
         std = torch.tensor(preprocess.std)
         self.scale = (1.0 / (255.0 * std)).view(3, 1, 1)
@@ -128,7 +130,7 @@ class ImageTransform:
     def to_uint8(self, image_bytes: bytes, seed: int | None = None) -> torch.Tensor:
         pixels = decode_rgb(image_bytes)
         if self.augment is None:
-            return resize_and_crop(pixels, self.preprocess, _interpolation(self.preprocess.interpolation), self.preprocess.fill_color, exact=True)
+            return resize_and_crop(pixels, self.preprocess, _interpolation(self.preprocess.interpolation), self.preprocess.fill_color, self.exact)
         if seed is None:
             return self._augmented(pixels, random)
         generator = torch.default_generator

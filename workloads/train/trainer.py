@@ -66,7 +66,7 @@ class PretrainTrainer:
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
-        decode = ImageTextDecoder(ImageTransform(built.preprocess, spec.data.augment))
+        decode = ImageTextDecoder(ImageTransform(built.preprocess, spec.data.augment, exact=False))
         self.loader = make_train_loader(
             inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
             max_bad_samples=spec.data.max_bad_samples, pin_memory=self.dist.device.type == "cuda",
