@@ -50,3 +50,44 @@ def test_the_missing_nodes_are_those_that_did_not_wait_in_the_rendezvous():
         " | rendezvous timed out after 30 s: node 1, node 2 never joined (node 0 waited for them)")
     assert missing_nodes_reason({0: waited, 1: waited}, 30) == " | rendezvous timed out after 30 s: no node saw all 2 nodes join"
     assert missing_nodes_reason({0: ["ValueError: bad"], 1: None}, 30) == ""
+
+
+def test_attach_follows_a_background_run_until_it_ends_then_reports_it(vlp_home):
+    import io
+    import subprocess
+    import sys
+
+    from vlp.pipelines.local_run import DetachedRun, _write_detached, follow_detached
+    from vlp.platform.launch.ownership import process_start_time
+    from vlp.platform.state import default_tracking_uri
+    from vlp.platform.tracking.local_store import prepare_tracking_store
+    from vlp.platform.tracking.runs import finish_run, start_run
+
+    tracking_uri = default_tracking_uri()
+    prepare_tracking_store(tracking_uri)
+    run_id = start_run("attached", "attached-1", {"vlp.run_key": "k" * 32}, {}, tracking_uri)
+    log = vlp_home / "background.log"
+    finish_run(run_id, "FINISHED", tracking_uri)  # what the background run will have done by its end
+    # Stands in for the background `vlp run`: writes its log for a while, then exits.
+    script = f"import time\nfor i in range(3):\n    open({str(log)!r}, 'a').write(f'step {{i}}\\n'); time.sleep(0.2)\n"
+    log.write_text("")
+    background = subprocess.Popen([sys.executable, "-c", script])
+    _write_detached(DetachedRun(run_key="k" * 32, pid=background.pid, started=process_start_time(background.pid) or 0, log=str(log), host="here"))
+    out = io.StringIO()
+    experiment, outcome = follow_detached(run_id, out=out, poll=0.05)
+    background.wait(30)
+    assert out.getvalue() == "step 0\nstep 1\nstep 2\n"
+    assert (experiment, outcome.run_id, outcome.status) == ("attached", run_id, "FINISHED")
+
+
+def test_attach_to_a_run_that_was_not_detached_is_one_line_exit_2(vlp_home):
+    from vlp.pipelines.local_run import follow_detached
+    from vlp.platform.errors import VlpUserError
+    from vlp.platform.state import default_tracking_uri
+    from vlp.platform.tracking.local_store import prepare_tracking_store
+    from vlp.platform.tracking.runs import start_run
+
+    prepare_tracking_store(default_tracking_uri())
+    run_id = start_run("plain", "plain-1", {"vlp.run_key": "p" * 32}, {}, default_tracking_uri())
+    with pytest.raises(VlpUserError, match=rf"runs attach {run_id}: the run was not started with `vlp run --detach` on this machine; it is RUNNING"):
+        follow_detached(run_id)
