@@ -15,6 +15,7 @@ from vlp.cli import (
     run_command,
     runs_commands,
     submit_command,
+    teams_commands,
     ui_command,
 )
 from vlp.cli.boundary import run_app
@@ -38,6 +39,7 @@ app.add_typer(runs_commands.app, name="runs")
 app.add_typer(models_commands.app, name="models")
 app.add_typer(profiles_commands.app, name="profiles")
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(teams_commands.app, name="teams")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`vlp models list` and `vlp promote`: the MLflow model registry."""
+"""`vlp models list`, `vlp models history` and `vlp promote`: the MLflow model registry."""
 
 from __future__ import annotations
 
@@ -19,6 +19,27 @@ def list_models(json_output: bool = typer.Option(False, "--json", help="Print JS
         return
     rows = [[v["name"], v["version"], ",".join(v["aliases"]), v["run_id"], v["metrics"].get("zeroshot/shapes/acc1", "")] for v in versions]
     print_table("models", ["name", "version", "aliases", "run id", "zs acc1"], rows)
+
+
+@app.command("history")
+def history(
+    name: str = typer.Argument(..., help="Registered model name."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every promotion of the model: when, who, which alias, from which version to which, and the gate results."""
+    import datetime
+
+    from vlp.cli.output import print_json, print_table
+    from vlp.platform.registry.versions import promotion_history
+
+    events = promotion_history(name)
+    if json_output:
+        print_json(events)
+        return
+    rows = [[datetime.datetime.fromtimestamp(e["at"]).strftime("%Y-%m-%d %H:%M:%S"), e.get("alias", ""), e.get("from") or "-",
+             e["version"], e.get("by", ""), "yes" if e.get("forced") else "",
+             "; ".join(f"{g['gate']} {'pass' if g['passed'] else 'FAIL'}" for g in e.get("gates", []))] for e in events]
+    print_table(f"promotions of {name}", ["at", "alias", "from", "to", "by", "forced", "gates"], rows)
 
 
 def promote(

@@ -41,6 +41,9 @@ def run(
     else:
         spec = load_spec(experiment, set_)
     check_experiment(spec)
+    from vlp.platform.tracking.permissions import check_team_access
+
+    check_team_access(spec, tracking_uri)
     os.environ.setdefault("PYTHONSAFEPATH", "1")
     from vlp.cli.output import print_json
     from vlp.pipelines.local_run import claim_for_resume, run_detached, run_experiment

@@ -18,14 +18,20 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, met
         return ""
     import mlflow
 
+    from vlp.platform.tracking.permissions import access_for, refuse_foreign_model, share_registered_model
     from vlp.workloads.serving.pyfunc_model import log_embedder
     from vlp.workloads.train.checkpoint import load_checkpoint
 
+    access = access_for(runtime.tracking_uri)
+    if access is not None:
+        refuse_foreign_model(access, spec.registration.model_name, spec.team)
     state = load_checkpoint(checkpoint_uri)
     mlflow.set_tracking_uri(runtime.tracking_uri)
     with mlflow.start_run(run_id=run_id):
         info = log_embedder(state, spec.registration.model_name)
     version = str(info.registered_model_version)
+    if access is not None:
+        share_registered_model(access, spec.registration.model_name, spec.team)
     tag_version(
         spec.registration.model_name, version, json.loads(metrics_json), list(spec.registration.gates),
         spec.spec_hash(), runtime.git_commit, CANDIDATE_ALIAS, runtime.tracking_uri,

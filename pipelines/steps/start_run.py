@@ -7,11 +7,12 @@ import json
 from vlp.pipelines.steps.context import decode, storage_root
 from vlp.platform.layout import RunLayout
 from vlp.platform.storage import open_storage
-from vlp.platform.tracking.runs import find_run_by_key, reopen_run, start_run
+from vlp.platform.tracking.runs import ensure_experiment, find_run_by_key, reopen_run, start_run
 
 
 def run(spec_json: str, runtime_json: str) -> str:
     spec, runtime = decode(spec_json, runtime_json)
+    _join_team_experiment(spec, runtime.tracking_uri)
     tags = {
         "vlp.team": spec.team,
         "vlp.workload": spec.workload,
@@ -20,6 +21,13 @@ def run(spec_json: str, runtime_json: str) -> str:
         "vlp.scheduler": runtime.scheduler,
         "mlflow.source.git.commit": runtime.git_commit,
     }
+    if runtime.workspace is not None:
+        # Enough to reproduce the run from its record: the exact code it ran, and whether that was HEAD.
+        tags.update({
+            "vlp.workspace.sha256": runtime.workspace.content_sha256,
+            "vlp.workspace.uri": runtime.workspace.uri,
+            "vlp.git.dirty": str(runtime.workspace.dirty).lower(),
+        })
     run_id = find_run_by_key(runtime.run_key, runtime.tracking_uri)
     if run_id is not None:
         # `vlp run --resume` (or a retried step): continue the run this submission opened; training resumes from its checkpoint.
@@ -29,3 +37,14 @@ def run(spec_json: str, runtime_json: str) -> str:
     layout = RunLayout(storage_root(spec, runtime), run_id)
     open_storage(layout.spec).write_bytes(layout.spec, json.dumps(json.loads(spec_json), indent=2).encode())
     return run_id
+
+
+def _join_team_experiment(spec, tracking_uri: str) -> None:
+    """Where MLflow enforces permissions: the spec's team must be the user's, and the experiment that team's
+    (whoever creates it shares it with the teams)."""
+    from vlp.platform.tracking.permissions import access_for, require_member, share_experiment
+
+    access = access_for(tracking_uri)
+    if access is not None:
+        require_member(access, spec.team)
+        share_experiment(access, ensure_experiment(spec.name, tracking_uri), spec.team)
