@@ -52,7 +52,7 @@ class Team(BaseModel):
 class TeamsDocument(BaseModel):
     """The teams file `vlp teams sync` applies (the chart renders it from its `teams:` values)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)  # the chart's team entries also carry queue settings
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     teams: tuple[Team, ...]
 
