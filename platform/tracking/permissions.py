@@ -39,6 +39,8 @@ class Access:
     tracking_uri: str
     username: str
     auth: object  # mlflow.server.auth.client.AuthServiceClient
+    is_admin: bool = False
+    """MLflow admins pass every permission check of the server, so vlp checks none for them either."""
     _teams: dict[str, set[str]] | None = field(default=None, repr=False)
 
     def level(self, resource_type: str, resource_id: str) -> str:
@@ -76,7 +78,7 @@ def _probe(tracking_uri: str, username: str | None) -> Access | None:
 
     auth = AuthServiceClient(tracking_uri)
     try:
-        auth.get_user(username)
+        user = auth.get_user(username)
     except MlflowException as err:
         text = str(err)
         if "404" in text or err.error_code == "ENDPOINT_NOT_FOUND":
@@ -85,7 +87,7 @@ def _probe(tracking_uri: str, username: str | None) -> Access | None:
             raise VlpUserError(f"MLflow at {redacted(tracking_uri)} refused the login of MLFLOW_TRACKING_USERNAME={username!r}; "
                                "check MLFLOW_TRACKING_PASSWORD") from None
         raise
-    return Access(tracking_uri, username, auth)
+    return Access(tracking_uri, username, auth, is_admin=bool(user.is_admin))
 
 
 def _say_not_enforced(tracking_uri: str) -> None:
@@ -119,7 +121,8 @@ def check_team_access(spec, tracking_uri: str) -> None:
 def require_member(access: Access, team: str) -> None:
     from vlp.platform.teams import require_team
 
-    require_team(team, access.username, access.teams())
+    if not access.is_admin:
+        require_team(team, access.username, access.teams())
 
 
 def desired_levels(all_rosters: dict[str, Roster], team: str, promoter_level: str) -> dict[str, str]:
@@ -166,6 +169,8 @@ def share_registered_model(access: Access, name: str, team: str) -> None:
 def require_promote_right(access: Access, name: str) -> None:
     """Promotion needs MANAGE on the registered model, held as one of its team's promoters. Checked before any write."""
     tags = _model_tags(access.tracking_uri, name, missing_hint="see `vlp models list`")
+    if access.is_admin:
+        return
     team = tags.get(TEAM_TAG)
     held = access.level(REGISTERED_MODEL, name)
     if held != MANAGE:

@@ -204,6 +204,10 @@ def test_the_outsider_cannot_run_in_the_team(server, workdir, member_run):
     path.write_text(yaml.safe_dump({**EXPERIMENT, "team": OTHER_TEAM}))
     line = refused_in_one_line(vlp(OUTSIDER, server, workdir, "run", str(path)))
     assert "experiment 'team-a-shapes' belongs to team 'team-a'" in line
+    # Nor into its registered model under an experiment of their own.
+    path.write_text(yaml.safe_dump({**EXPERIMENT, "team": OTHER_TEAM, "name": "team-b-shapes"}))
+    line = refused_in_one_line(vlp(OUTSIDER, server, workdir, "run", str(path)))
+    assert "registered model 'team-a-clip' belongs to team 'team-a'" in line and "EDIT" in line
 
 
 @pytest.mark.parametrize("user, missing", [(OUTSIDER, "lacks MANAGE on registered model 'team-a-clip'"),
@@ -255,3 +259,19 @@ def test_racing_promotions_by_two_promoters_settle(server, workdir, member_run):
 
         races = [event for event in promotion_history(MODEL, server.url) if event["alias"] == "race"]
     assert sorted((event["by"], event["version"]) for event in races) == [(PROMOTER, "1"), (SECOND_PROMOTER, "2")]
+
+
+def test_sync_gives_a_new_member_the_teams_resources_and_an_admin_runs_unhindered(server, workdir, synced, member_run):
+    teams = {"teams": [{**TEAMS["teams"][0], "members": [MEMBER, "newcomer"]}, TEAMS["teams"][1]]}
+    teams_file = workdir / "teams-with-newcomer.yaml"
+    teams_file.write_text(yaml.safe_dump(teams))
+    (workdir / "passwords" / "newcomer").write_text(password("newcomer"))
+    result = vlp("admin", server, workdir, "teams", "sync", str(teams_file), "--passwords-dir", str(workdir / "passwords"))
+    assert result.returncode == 0, result.stderr
+    experiment_id = member_run_experiment(server, member_run)
+    assert permission(server, "newcomer", "experiment", experiment_id) == "EDIT"
+    assert permission(server, "newcomer", "registered_model", MODEL) == "EDIT"
+    assert permission(server, OUTSIDER, "registered_model", MODEL) == "READ"
+    # MLflow admins pass every check of the server; vlp does not stop them either.
+    promoted = vlp("admin", server, workdir, "promote", MODEL, "2", "--alias", "admin-pick")
+    assert promoted.returncode == 0, promoted.stderr
