@@ -43,15 +43,20 @@ def training(
     workers: int = typer.Option(0, "--workers", min=0, help="DataLoader workers per process, for both trainers."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of each trainer, alternating."),
     peak_tflops: float = typer.Option(None, "--peak-tflops", help="Peak TFLOP/s per device for MFU, when the built-in table does not know the device."),
+    source_size: int = typer.Option(0, "--source-size", min=0, max=512, help="Shorter side of the stored images; 0: the model's input size."),
+    image_format: str = typer.Option("png", "--format", help="Stored image format: png or jpg."),
+    max_aspect_ratio: float = typer.Option(1.0, "--max-aspect", min=1.0, max=2.0, help="Longer / shorter side of the stored images, drawn per image up to this."),
     out: Path = _out_option(),
     json_output: bool = _json_option(),
 ) -> None:
-    """Training samples/s and peak memory: vlp's pretraining against open_clip_train on the same shards and settings."""
-    from vlp.workloads.bench.training_throughput import run_training_throughput
+    """Training samples/s and peak memory: vlp's pretraining against open_clip_train on the same shards and settings
+    (same preprocessing and training augmentation)."""
+    from vlp.workloads.bench.training_throughput import SourceImages, run_training_throughput
 
     setup = _setup(preset, batch_size, procs, threads, steps, skip_steps, precision, device, workers)
+    images = SourceImages(source_size or None, image_format, max_aspect_ratio)
     report = run_training_throughput(setup, out / "work", repeats, peak_tflops_override=peak_tflops,
-                                     on_run=None if json_output else _print_training_run)
+                                     on_run=None if json_output else _print_training_run, images=images)
     _finish(report, out, json_output)
 
 

@@ -4,6 +4,7 @@ precision, process count and threads, runs alternating (vlp, open_clip, vlp, …
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlp.workloads.bench.flops import mfu, peak_tflops, training_flops_per_sample
@@ -15,15 +16,28 @@ from vlp.workloads.bench.training_runs import TrainingSetup, TrainingWorkspace
 SYSTEMS = ("vlp", "open_clip")
 
 
+@dataclass(frozen=True)
+class SourceImages:
+    """The stored training images both trainers decode and transform."""
+
+    size: int | None = None
+    """Shorter side in pixels; None: the model's input size (then squares need no resizing)."""
+    image_format: str = "png"
+    max_aspect_ratio: float = 1.0
+    """Longer / shorter side, drawn per image up to this (img2dataset keeps photos' aspect ratios)."""
+
+
 def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 3, samples: int | None = None,
-                            peak_tflops_override: float | None = None, on_run=None) -> BenchReport:
+                            peak_tflops_override: float | None = None, on_run=None, images: SourceImages = SourceImages()) -> BenchReport:
     from vlp.workloads.models.catalog import load_model_cfg
 
     model_cfg = load_model_cfg(setup.preset)
     image_size = model_cfg["vision_cfg"]["image_size"]
+    image_size = image_size if isinstance(image_size, int) else image_size[0]
     # open_clip_train reads each shard once per epoch: the dataset must hold every sample of the run.
     samples = samples or max(setup.steps * setup.batch_size, 4 * setup.procs * max(1, setup.workers) * 500)
-    data = ensure_pairs_dataset(Path(workdir) / "cache", samples, image_size if isinstance(image_size, int) else image_size[0])
+    data = ensure_pairs_dataset(Path(workdir) / "cache", samples, images.size or image_size, image_format=images.image_format,
+                                max_aspect_ratio=images.max_aspect_ratio)
     workspace = TrainingWorkspace(Path(workdir) / "training", data, setup)
     flops_per_sample = training_flops_per_sample(model_cfg)
     device_name = _device_name(setup.device)
@@ -34,6 +48,7 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
         title=f"Training throughput: vlp vs open_clip_train ({setup.preset}, batch {setup.batch_size}, "
               f"{setup.procs} procs × {setup.threads_per_proc} threads, {setup.precision}, {setup.device})",
         settings={**setup.__dict__, "repeats": repeats, "dataset": str(data), "dataset_samples": samples,
+                  "source_images": asdict(images), "augment": "RandomResizedCrop scale (0.9, 1.0), both",
                   "device_name": device_name, "peak_tflops": peak, "flops_per_sample": flops_per_sample},
         columns=[
             Column("system", "system"),
