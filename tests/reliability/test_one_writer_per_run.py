@@ -134,6 +134,15 @@ def killed_then_resumed_twice(tmp_path_factory):
     orphans_gone_after = time.monotonic() - killed_at
     timeline["job stopped"] = time.monotonic() - started
     left_on_run = run_processes(run_id)
+    # As if a trainer on another machine had held the run and died there: its lease expired a while ago.
+    from vlp.platform.layout import RunLayout
+    from vlp.platform.storage.lease import LeaseRecord, RunLease
+
+    lease_path = Path(RunLayout(str(store), run_id).training_lease)
+    released = json.loads(lease_path.read_text())["released"]
+    expired = LeaseRecord(token="lost-job", host="node-7", pid=4242, started=1, heartbeat=time.time() - 120, ttl=60)
+    lease_path.write_text(json.dumps(expired.__dict__))
+    assert RunLease(str(lease_path), "probe").holder() is None
 
     resumes = [subprocess.Popen([VLP, "run", "--resume", run_id, "--json"], env=env, cwd=work, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -143,7 +152,7 @@ def killed_then_resumed_twice(tmp_path_factory):
     timeline["undisturbed run done"] = time.monotonic() - started
     print(f"owner killed, then two resumes: step at kill {step}, job stopped {orphans_gone_after:.1f} s after the kill;",
           "timeline (s):", {key: round(value, 1) for key, value in timeline.items()}, file=sys.stderr)
-    return {"run_id": run_id, "home": home, "store": store, "job_pids": job_pids, "left_on_run": left_on_run,
+    return {"run_id": run_id, "home": home, "store": store, "job_pids": job_pids, "left_on_run": left_on_run, "released": released,
             "orphans_gone_after": orphans_gone_after, "results": results, "undisturbed": undisturbed, "record": record}
 
 
@@ -152,6 +161,15 @@ def test_killing_vlp_run_with_its_process_group_stops_the_job_within_seconds(kil
     assert len(outcome["job_pids"]) >= 2  # the torchrun agent and its worker were training
     assert outcome["orphans_gone_after"] < ORPHAN_DEADLINE_SECONDS
     assert outcome["left_on_run"] == {}, "a process of the killed run survived"
+
+
+def test_the_stopped_job_released_its_lease_and_the_resumed_one_took_over_an_expired_one(killed_then_resumed_twice):
+    from mlflow.tracking import MlflowClient
+
+    outcome = killed_then_resumed_twice
+    assert outcome["released"] is True  # the job that lost its owner let the run go on its way out
+    tags = MlflowClient(f"sqlite:///{outcome['home'] / 'mlflow.db'}").get_run(outcome["run_id"]).data.tags
+    assert tags["vlp.lease.takeover"].startswith("took over the training lease from host node-7 pid 4242, last heartbeat")
 
 
 def test_two_resumes_at_once_one_finishes_the_run_and_the_other_is_refused_naming_the_holder(killed_then_resumed_twice):
