@@ -6,7 +6,7 @@ may be taken over (the new record names the holder it replaced). Every change is
 contenders never both win:
 - on S3, conditional writes: `PutObject` with `If-None-Match: *` to create, `If-Match: <etag>` to replace;
 - on local disk, the read-check-write runs under an `fcntl` lock beside the object, and the first record is
-  created with `O_EXCL`.
+  created whole or not at all (written aside, then hard-linked into place, which fails if the lease exists).
 
 Holders are identified by a token: every rank and every restart of one training job shares it (the launcher
 sets `VLP_JOB_TOKEN`), so a worker that torchrun restarts takes its own lease back instead of being refused.
@@ -247,16 +247,25 @@ class _LocalObjects:
         return _decode(data), data.decode()
 
     def create(self, record: LeaseRecord) -> str | None:
+        import tempfile
+
         from vlp.platform.storage.locks import exclusive
 
         data = _encode(record)
-        with exclusive(str(self.path)):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole beside the lease, then linked into place: linking fails if the lease exists (as O_EXCL
+        # would), and a reader never sees a half-written lease.
+        fd, draft = tempfile.mkstemp(prefix=".tmp-lease-", dir=self.path.parent)
+        try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            with exclusive(str(self.path)):
+                try:
+                    os.link(draft, self.path)
+                except FileExistsError:
+                    return None
+        finally:
+            os.unlink(draft)
         return data.decode()
 
     def replace(self, record: LeaseRecord, version: str | None) -> str | None:

@@ -27,16 +27,20 @@ def job_token() -> str:
 def hold_training_lease(layout: RunLayout, dist: DistContext) -> RunLease | None:
     """Rank 0 takes the lease and keeps it alive; every rank raises LeaseHeldError if another job holds it.
     Returns the lease on rank 0 (its `taken_over` names an expired holder it replaced), None elsewhere."""
-    lease, refusal = None, None
+    lease, error = None, None
     if dist.is_main:
         lease = RunLease(layout.training_lease, job_token())
         try:
             lease.acquire()
         except LeaseHeldError as held:
-            refusal = held
-    refusal = gather_objects(refusal)[0]
-    if refusal is not None:
-        _no_restart(refusal)
+            error = held
+        except Exception as err:  # noqa: BLE001 - every rank must learn of it, or the others wait for rank 0 forever
+            error = RuntimeError(f"could not take the training lease {layout.training_lease}: {type(err).__name__}: {err}")
+    error = gather_objects(error)[0]
+    if isinstance(error, LeaseHeldError):
+        _no_restart(error)
+    if error is not None:
+        raise error
     if lease is not None:
         lease.keep_alive(_stop_at_once)
     return lease
