@@ -272,6 +272,14 @@ def test_sync_gives_a_new_member_the_teams_resources_and_an_admin_runs_unhindere
     assert permission(server, "newcomer", "experiment", experiment_id) == "EDIT"
     assert permission(server, "newcomer", "registered_model", MODEL) == "EDIT"
     assert permission(server, OUTSIDER, "registered_model", MODEL) == "READ"
-    # MLflow admins pass every check of the server; vlp does not stop them either.
+    # MLflow admins pass every check of the server; vlp does not stop them either (the reliability tests run as admin).
     promoted = vlp("admin", server, workdir, "promote", MODEL, "2", "--alias", "admin-pick")
     assert promoted.returncode == 0, promoted.stderr
+    from vlp.pipelines.steps.start_run import _join_team_experiment
+    from vlp.platform.spec import spec_from_dict
+    from vlp.platform.tracking.permissions import check_team_access
+
+    with user_env("admin", server):
+        check_team_access(spec_from_dict(EXPERIMENT, source="test"), server.url)
+        _join_team_experiment(spec_from_dict({**EXPERIMENT, "name": "admins-own", "team": "tests"}, source="test"), server.url)
+        assert client(server).get_experiment_by_name("admins-own").tags["vlp.team"] == "tests"
