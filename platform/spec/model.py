@@ -79,6 +79,32 @@ class OpenClipReference(Section):
     """open_clip model config name (see `open_clip.list_models()`), e.g. `ViT-B-32`."""
     checkpoint: str | None = None
     """Local path of an open_clip state dict (`.pt`, `.pth`, `.bin`, `.safetensors`); none: random initialisation."""
+    pretrained: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$")
+    """open_clip pretrained tag the checkpoint was released as (see `open_clip.list_pretrained_tags_by_model`), e.g.
+    `webli` for ViT-B-16-SigLIP: its image preprocessing (mean, std, interpolation, resize mode) is used, as
+    `open_clip.create_model_and_transforms(CONFIG, pretrained=TAG)` would. Nothing is downloaded."""
+
+
+class PreprocessOptions(Section):
+    """Image preprocessing overrides (open_clip's `preprocess_cfg`); unset fields keep the model's own."""
+
+    mean: tuple[float, float, float] | None = None
+    """Per-channel (RGB) mean subtracted after scaling pixels to [0, 1]; default: the model's (OpenAI's for most)."""
+    std: tuple[float, float, float] | None = Field(None)
+    """Per-channel (RGB) standard deviation the pixels are divided by; default: the model's."""
+    interpolation: Literal["bicubic", "bilinear"] | None = None
+    """Resampling filter for resizing; default: the model's (bicubic)."""
+    resize_mode: Literal["shortest", "longest", "squash"] | None = None
+    """`shortest`: resize the shorter side, centre-crop; `longest`: resize the longer side, pad with `fill_color`;
+    `squash`: resize both sides, ignoring the aspect ratio (SigLIP); default: the model's (shortest)."""
+    fill_color: int | None = Field(None, ge=0, le=255)
+    """Grey level of the padding in `longest` mode; default: the model's (0)."""
+
+    @model_validator(mode="after")
+    def _std_positive(self) -> "PreprocessOptions":
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError("model.preprocess.std: every value must be positive")
+        return self
 
 
 class ModelSection(Section):
@@ -105,6 +131,9 @@ class ModelSection(Section):
     """CoCa settings and loss weights (only with `arch: coca`)."""
     pacl: PaclOptions = PaclOptions()
     """PACL settings (only with `arch: pacl`)."""
+    preprocess: PreprocessOptions | None = None
+    """Override the model's image preprocessing (normalisation, resizing), for training and evaluation alike; it is
+    stored with the model (checkpoints, `open_clip_config.json`) so every later use sees the same images."""
     init_from: str | OpenClipReference | None = None
     """Start from these weights, whose architecture replaces `preset`: `models:/NAME@ALIAS` (or `models:/NAME/VERSION`),
     a vlp checkpoint URI (local path or s3://), or `{open_clip: CONFIG, checkpoint: FILE}`. With `arch: pacl` the

@@ -81,6 +81,8 @@ def compose_model_cfg(section: ModelSection, base_cfg: dict[str, Any], contrasti
     if contrastive == "siglip":
         cfg.setdefault("init_logit_scale", SIGLIP_INIT_LOGIT_SCALE)
         cfg.setdefault("init_logit_bias", SIGLIP_INIT_LOGIT_BIAS)
+    if section.preprocess is not None:
+        cfg["preprocess_cfg"] = {**cfg.get("preprocess_cfg", {}), **section.preprocess.model_dump(exclude_none=True)}
     vit = is_vit_cfg(cfg["vision_cfg"])
     if vit and section.pooling in ("cls", "mean"):
         cfg["vision_cfg"]["pool_type"] = "tok" if section.pooling == "cls" else "avg"

@@ -21,6 +21,7 @@ import torch
 from vlp.platform.errors import SpecError
 from vlp.platform.spec.model import OpenClipReference
 
+PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 LOCAL_DIR_PREFIX = "local-dir:"  # open_clip's own prefix for a folder holding its config and weights
 
 
@@ -40,7 +41,7 @@ def resolve_weights(reference: str | OpenClipReference | None, tracking_uri: str
     if reference is None:
         return None
     if isinstance(reference, OpenClipReference):
-        return open_clip_weights(reference.open_clip, reference.checkpoint)
+        return open_clip_weights(reference.open_clip, reference.checkpoint, reference.pretrained)
     if reference.startswith("models:/"):
         return registered_weights(reference, tracking_uri)
     if reference.startswith(LOCAL_DIR_PREFIX):
@@ -66,12 +67,18 @@ def open_clip_folder_weights(folder: str) -> Weights:
     return Weights(f"{LOCAL_DIR_PREFIX}{folder}", model_cfg, None, _find_checkpoint_in_dir(Path(folder)))
 
 
-def open_clip_weights(name: str, checkpoint: str | None = None) -> Weights:
+def open_clip_weights(name: str, checkpoint: str | None = None, pretrained: str | None = None) -> Weights:
     import open_clip
 
     model_cfg = open_clip.get_model_config(name)
     if model_cfg is None:
         raise SpecError(f"model.init_from.open_clip: unknown open_clip config {name!r} (see open_clip.list_models())")
+    if pretrained is not None:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise SpecError(f"model.init_from.pretrained: {name} has no pretrained tag {pretrained!r} (known: {', '.join(tags) or 'none'})")
+        released = open_clip.get_pretrained_cfg(name, pretrained)
+        model_cfg = {**model_cfg, "preprocess_cfg": {key: released[key] for key in PREPROCESS_KEYS if key in released}}
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise SpecError(f"model.init_from.checkpoint: {checkpoint}: no such file")
     return Weights(f"open_clip:{name}", model_cfg, None, checkpoint)
