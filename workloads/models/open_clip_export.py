@@ -12,6 +12,7 @@ error naming it; the reverse direction, an open_clip weights file as `model.init
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,18 @@ def open_clip_files(model_cfg: dict[str, Any], state_dict: dict[str, Any], sourc
         "preprocess_cfg": ImagePreprocess.from_model_cfg(model_cfg).open_clip_cfg(),
     }
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-    return {HF_SAFE_WEIGHTS_NAME: save(tensors), HF_CONFIG_NAME: json.dumps(config, indent=2).encode()}
+    return {**hf_tokenizer_files(model_cfg), HF_SAFE_WEIGHTS_NAME: save(tensors), HF_CONFIG_NAME: json.dumps(config, indent=2).encode()}
+
+
+def hf_tokenizer_files(model_cfg: dict[str, Any]) -> dict[str, bytes]:
+    """The files of the model's HF tokenizer, if it has one: open_clip reads it from the exported folder itself."""
+    if not model_cfg.get("text_cfg", {}).get("hf_tokenizer_name"):
+        return {}
+    from vlp.workloads.data.tokenizers import open_clip_tokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        open_clip_tokenizer(model_cfg).tokenizer.save_pretrained(folder)
+        return {path.name: path.read_bytes() for path in Path(folder).iterdir() if path.is_file()}
 
 
 def open_clip_files_if_buildable(model_cfg: dict[str, Any], state_dict: dict[str, Any]) -> dict[str, bytes] | None:

@@ -263,3 +263,19 @@ def test_export_reads_and_writes_s3(tmp_path, s3_env, s3_bucket):
         name = uri.rsplit("/", 1)[1]
         s3.download_file(s3_bucket, f"{prefix}/export/{name}", str(local / name))
     assert_open_clip_embeds_like_vlp(local, built)
+
+
+def test_a_model_with_an_hf_tokenizer_exports_it_and_open_clip_tokenizes_alike(tmp_path):
+    from tokenizer_corpus import tiny_hf_tokenizer
+    from vlp.workloads.models.catalog import load_model_cfg
+    from vlp.workloads.models.factory import build_model_from_cfg
+
+    tokenizer_dir = tiny_hf_tokenizer("wordpiece", str(tmp_path / "tokenizer"))
+    model_cfg = load_model_cfg("shapes-vit-tiny")
+    model_cfg["text_cfg"] = {**model_cfg["text_cfg"], "hf_tokenizer_name": tokenizer_dir, "vocab_size": 300, "context_length": 16}
+    built = build_model_from_cfg(model_cfg)
+    built.model.eval()
+    save_as_the_trainer_does(built, tmp_path / "checkpoints")
+    export_open_clip(str(tmp_path / "checkpoints"), str(tmp_path / "export"))
+    assert (tmp_path / "export" / "tokenizer.json").is_file()
+    assert_open_clip_embeds_like_vlp(tmp_path / "export", built)

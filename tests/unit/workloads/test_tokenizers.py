@@ -21,7 +21,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
-from tokenizer_corpus import CORPUS, captions
+from tokenizer_corpus import CORPUS, captions, tiny_hf_tokenizer
 
 from vlp.platform.errors import SpecError
 from vlp.workloads.data.caption_tokens import CaptionTokenizer
@@ -47,33 +47,6 @@ def one_config_per_setting(hf: bool) -> list[str]:
         if bool(setting[0]) == hf:
             representatives.setdefault(setting, name)
     return sorted(representatives.values())
-
-
-@functools.cache
-def tiny_hf_tokenizer(kind: str, directory: str) -> str:
-    """A small HF tokenizer of `kind` saved in `directory`: BERT-like WordPiece (CLS ... SEP) or T5-like Unigram (... </s>)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    if kind == "wordpiece":
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, show_progress=False, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]))
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))]
-        )
-        wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]")
-    else:
-        tokenizer = Tokenizer(models.Unigram())
-        tokenizer.normalizer = normalizers.NFKC()
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-        tokenizer.decoder = decoders.Metaspace()
-        tokenizer.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=400, show_progress=False, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
-        tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
-        wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    wrapped.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ ones its cleaning changes (Unicode, mojibake, HTML entities, control characters,
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 PLAIN = [
@@ -72,3 +74,30 @@ any_text = st.text(max_size=80)
 ascii_text = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=80)
 mixed_text = st.lists(st.sampled_from(CORPUS) | any_text | ascii_text, max_size=4).map(" ".join)
 captions = st.one_of(any_text, ascii_text, mixed_text)
+
+
+@functools.cache
+def tiny_hf_tokenizer(kind: str, directory: str) -> str:
+    """A small HF tokenizer of `kind` saved in `directory`: BERT-like WordPiece (CLS ... SEP) or T5-like Unigram (... </s>)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=300, show_progress=False, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"]))
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))]
+        )
+        wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]")
+    else:
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.normalizer = normalizers.NFKC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        tokenizer.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=400, show_progress=False, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
+        tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+        wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    wrapped.save_pretrained(directory)
+    return directory
