@@ -254,6 +254,33 @@ def test_the_step_retried_after_its_job_finished_does_not_run_it_again(retried_s
     assert "[main/0]" not in again.stdout + again.stderr  # no job printed anything: none ran
 
 
+def test_a_second_job_on_a_run_whose_lease_is_live_refuses_to_train_naming_the_holder(retried_step):
+    """Another job (another submission's step, another machine) holds the run: this job's trainer refuses at once,
+    and torchrun does not restart it into the same refusal although restarts are allowed."""
+    from vlp.platform.layout import RunLayout
+    from vlp.platform.storage.lease import LeaseRecord
+
+    work, runtime = retried_step["work"], retried_step["runtime"]
+    run_id = retried_step["first"].wait_for_line("RUN ", 1)
+    spec = {**json.loads((work / "spec.json").read_text()), "resources": {"nodes": 1, "procs_per_node": 1, "max_restarts": 2}}
+    (work / "spec-2.json").write_text(json.dumps(spec))
+    (work / "runtime-2.json").write_text(runtime.model_copy(update={"run_key": uuid.uuid4().hex}).model_dump_json())
+    holder = LeaseRecord(token="other-job", host="node-7", pid=4242, started=1, heartbeat=time.time(), ttl=600, pod="train-pod-0")
+    Path(RunLayout(runtime.storage_root, run_id).training_lease).write_text(json.dumps(holder.__dict__))
+    script = ("import sys; from pathlib import Path; from vlp.pipelines.steps import pretrain; "
+              "pretrain.run(Path(sys.argv[1]).read_text(), Path(sys.argv[2]).read_text(), sys.argv[3], sys.argv[4])")
+    started = time.monotonic()
+    second = subprocess.run([PYTHON, "-c", script, str(work / "spec-2.json"), str(work / "runtime-2.json"), run_id, str(work / "shards")],
+                            env=local_env(retried_step["home"]), cwd=work, capture_output=True, text=True, timeout=300)
+    print(f"second job refused after {time.monotonic() - started:.1f} s", file=sys.stderr)
+    output = second.stdout + second.stderr
+    assert second.returncode != 0
+    assert "LaunchFailed: training job" in output and "LeaseHeldError: lease" in output, output[-3000:]
+    assert "is held by host node-7 pid 4242 (pod train-pod-0), last heartbeat" in output
+    assert output.count("[main/0] [0]:vlp.platform.storage.lease.LeaseHeldError") == 1, "torchrun restarted the refused worker"
+    assert "vlp.train: finished" not in output
+
+
 def test_a_node_that_never_comes_back_fails_the_launch_within_the_rendezvous_timeout(vlp_home):
     from vlp.platform.launch.local_jobs import launch_or_attach_locally, read_record
     from vlp.platform.launch.torchx_launcher import LaunchRequest

@@ -16,6 +16,7 @@ from vlp.workloads.train.distributed import DistContext, gather_objects
 
 log = logging.getLogger(__name__)
 
+LEASE_HELD_EXIT_CODE = 2
 LEASE_LOST_EXIT_CODE = 75
 
 
@@ -25,8 +26,9 @@ def job_token() -> str:
 
 
 def hold_training_lease(layout: RunLayout, dist: DistContext) -> RunLease | None:
-    """Rank 0 takes the lease and keeps it alive; every rank raises LeaseHeldError if another job holds it.
-    Returns the lease on rank 0 (its `taken_over` names an expired holder it replaced), None elsewhere."""
+    """Rank 0 takes the lease and keeps it alive; if another job holds it, every rank prints the holder in one
+    line and exits 2. Returns the lease on rank 0 (its `taken_over` names an expired holder it replaced), None
+    elsewhere."""
     lease, error = None, None
     if dist.is_main:
         lease = RunLease(layout.training_lease, job_token())
@@ -47,12 +49,12 @@ def hold_training_lease(layout: RunLayout, dist: DistContext) -> RunLease | None
 
 
 def _no_restart(refusal: LeaseHeldError) -> None:
-    """Refuse, and keep torchrun from restarting this worker into the same refusal: it gets SIGTERM, stops the
-    other workers (which refuse too) and exits."""
+    """Refuse in one line (the launcher reports it as the job's cause), and keep torchrun from restarting this
+    worker into the same refusal: torchrun gets SIGTERM, stops the other workers (which refuse too) and exits."""
     print(f"{type(refusal).__module__}.{type(refusal).__name__}: {refusal}", file=sys.stderr, flush=True)
     if os.environ.get("TORCHELASTIC_RUN_ID"):
         os.kill(os.getppid(), signal.SIGTERM)
-    raise refusal
+    raise SystemExit(LEASE_HELD_EXIT_CODE)
 
 
 def _stop_at_once(lost: Exception) -> None:
