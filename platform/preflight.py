@@ -39,12 +39,7 @@ def check_experiment(spec: ExperimentSpec, profile=None) -> None:
 
 
 def check_batch(spec: ExperimentSpec) -> None:
-    processes = spec.resources.world_size
-    if spec.train.batch_size % processes:
-        raise SpecError(
-            f"train.batch_size {spec.train.batch_size} is not divisible by the {processes} training processes "
-            f"(resources.nodes x procs_per_node); use a multiple of {processes}"
-        )
+    spec.train.per_process_batch(spec.resources.world_size)
 
 
 def check_model(spec: ExperimentSpec) -> None:
@@ -65,13 +60,16 @@ def _build_on_meta_device(spec: ExperimentSpec) -> None:
     from vlp.workloads.models.factory import build_model_from_cfg, compose_model_cfg
 
     model_cfg = compose_model_cfg(spec.model, load_model_cfg(spec.model.preset), spec.objective.contrastive)
+    from vlp.workloads.train.accumulation import check_accumulable
+
     try:
         with torch.device("meta"):
-            build_model_from_cfg(model_cfg)
+            built = build_model_from_cfg(model_cfg)
     except SpecError:
         raise
     except Exception as err:  # a shape or option the towers refuse
         raise SpecError(f"model: preset {spec.model.preset} with arch {spec.model.arch} does not build: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    check_accumulable(built.model, spec.train.accum_steps)
 
 
 def uri_fields(spec: ExperimentSpec) -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from vlp.platform.errors import SpecError
 from vlp.platform.spec.base import Section
 
 
@@ -39,6 +40,18 @@ class TrainSection(Section):
     per-tensor-list `foreach` one, see docs/performance.md); `false` uses `foreach`."""
     compile: bool = False
     """Compile the model with `torch.compile` (the first steps pay for compilation; worth it for long GPU runs)."""
+    accum_steps: int = Field(1, ge=1, le=4096)
+    """Split each process's share of `batch_size` into this many micro-batches (for batches that do not fit in
+    memory at once); the optimizer still steps once per `batch_size` samples. Contrastive losses see the whole
+    batch, as open_clip's `accum_freq`: features of every micro-batch are computed without gradients first, the loss
+    is computed over all of them, then each micro-batch's forward pass is recomputed with gradients and backpropagated
+    through that loss. The gradients equal one pass over the whole batch (models with batch normalisation, whose
+    statistics depend on the micro-batch, are refused)."""
+    parallelism: Literal["ddp", "fsdp"] = "ddp"
+    """`ddp`: every process holds the whole model and optimizer state; `fsdp`: FSDP2 shards parameters, gradients and
+    optimizer state over the processes (per transformer block and per tower; bf16 parameters with fp32 gradient
+    reduction when `precision` is `bf16`), checkpoints are written sharded by every process and restore at any
+    world size."""
     grad_checkpointing: bool = False
     """Recompute transformer activations in the backward pass instead of storing them: less memory, more compute
     (for batches that do not fit otherwise; open_clip's ResNet image tower does not support it and is left as is)."""
@@ -50,6 +63,21 @@ class TrainSection(Section):
         if self.max_steps is None and self.schedule_steps is None:
             raise ValueError("train.schedule_steps is required when only train.max_seconds is set")
         return self
+
+    def per_process_batch(self, world_size: int) -> int:
+        """Samples each of `world_size` processes takes per step; one-line SpecError when the batch does not split."""
+        if self.batch_size % world_size:
+            raise SpecError(
+                f"train.batch_size {self.batch_size} is not divisible by the {world_size} training processes "
+                f"(resources.nodes x procs_per_node); use a multiple of {world_size}"
+            )
+        per_process = self.batch_size // world_size
+        if per_process % self.accum_steps:
+            raise SpecError(
+                f"train.accum_steps {self.accum_steps} does not divide the {per_process} samples each of the {world_size} "
+                f"processes takes per step (train.batch_size / processes); use a divisor of {per_process}"
+            )
+        return per_process
 
     @property
     def total_schedule_steps(self) -> int:

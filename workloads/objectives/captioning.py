@@ -8,5 +8,5 @@ import torch.nn.functional as F
 
 
 class CaptionLoss(torch.nn.Module):
-    def forward(self, caption_logits: torch.Tensor, caption_labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(caption_logits.float(), caption_labels)
+    def forward(self, caption_logits: torch.Tensor, caption_labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return F.cross_entropy(caption_logits.float(), caption_labels, reduction=reduction)

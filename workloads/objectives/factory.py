@@ -41,7 +41,21 @@ class PretrainObjective(torch.nn.Module):
         self.caption_weight = caption_weight
         self._last: dict[str, torch.Tensor] = {}
 
+    @property
+    def batch_keys(self) -> set[str]:
+        """The per-sample outputs the contrastive terms compare across the whole batch (what accumulation caches)."""
+        return {term.image_key for term in self.terms} | {"text_features"}
+
     def forward(self, outputs: dict) -> torch.Tensor:
+        total = self.contrastive(outputs)
+        if self.caption_loss is not None:
+            caption = self.caption_loss(outputs["caption_logits"], outputs["caption_labels"])
+            self._last["caption"] = caption.detach()
+            total = total + self.caption_weight * caption
+        return total
+
+    def contrastive(self, outputs: dict) -> torch.Tensor:
+        """The weighted contrastive terms: every pair of the batch against every other, so they need the whole batch."""
         total = None
         for term, loss_fn in zip(self.terms, self.losses):
             value = loss_fn(
@@ -51,11 +65,17 @@ class PretrainObjective(torch.nn.Module):
             self._last[term.name] = value.detach()
             weighted = value if term.weight == 1.0 else term.weight * value
             total = weighted if total is None else total + weighted
-        if self.caption_loss is not None:
-            caption = self.caption_loss(outputs["caption_logits"], outputs["caption_labels"])
-            self._last["caption"] = caption.detach()
-            total = total + self.caption_weight * caption
         return total
+
+    def caption_share(self, outputs: dict, batch_tokens: int) -> torch.Tensor | None:
+        """This micro-batch's share of the weighted caption term: its tokens' summed cross-entropy over all the
+        batch's caption tokens, so the shares of the micro-batches add up to the caption term of the whole batch."""
+        if self.caption_loss is None:
+            return None
+        return self.caption_weight * self.caption_loss(outputs["caption_logits"], outputs["caption_labels"], reduction="sum") / batch_tokens
+
+    def record_caption(self, value: torch.Tensor) -> None:
+        self._last["caption"] = value.detach()
 
     def metrics(self) -> dict[str, float]:
         """The last step's loss components (only when there is more than one) and the harmonizer's state."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
 from vlp.workloads.objectives.factory import build_objective
+from vlp.workloads.train.accumulation import GradientAccumulation, check_accumulable
 from vlp.workloads.train.activation_checkpointing import enable_activation_checkpointing
 from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_state
 from vlp.workloads.train.device_metrics import DeviceMetrics
@@ -46,15 +48,14 @@ class PretrainTrainer:
         train = spec.train
         # The process group first: batch split, seeding and logging depend on rank and world size.
         self.dist = init_distributed(train.threads_per_proc)
-        if spec.train.batch_size % self.dist.world_size:
-            raise ValueError(f"train.batch_size {train.batch_size} is not divisible by {self.dist.world_size} processes")
-        self.local_batch = train.batch_size // self.dist.world_size
+        self.local_batch = train.per_process_batch(self.dist.world_size)
         # Same seed on every rank so all replicas start from identical weights.
         torch.manual_seed(spec.seed)
         built = build_model(spec.model, spec.objective.contrastive, inputs.tracking_uri)
         self.model_cfg = built.model_cfg
         self.parameter_count = count_parameters(built.model)
         self.shared_parameter_count = count_shared_parameters(built.model)
+        check_accumulable(built.model, train.accum_steps)
         if train.grad_checkpointing:
             enable_activation_checkpointing(built.model)
         self.model = built.model.to(self.dist.device)
@@ -74,6 +75,9 @@ class PretrainTrainer:
         self.checkpointer = Checkpointer(self.layout.checkpoints)
         self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
         self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
+        # Micro-batches synchronise gradients only in their last backward pass.
+        no_sync = self.ddp_model.no_sync if isinstance(self.ddp_model, DistributedDataParallel) else contextlib.nullcontext
+        self.accumulation = GradientAccumulation(self.step_model, self.loss, train.accum_steps, self.autocast, no_sync) if train.accum_steps > 1 else None
         # Neither the stop check nor logging may make the host wait for the device inside the loop.
         self.stop_agreement = StopAgreement()
         self.device_metrics = DeviceMetrics(self.dist.device)
@@ -133,10 +137,13 @@ class PretrainTrainer:
         return summary
 
     def _step(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
-        with self.autocast:
-            loss = self.loss(self.step_model(images, texts))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.accumulation is not None:
+            loss = self.accumulation.forward_backward(images, texts)
+        else:
+            with self.autocast:
+                loss = self.loss(self.step_model(images, texts))
+            loss.backward()
         self.optimizer.step()
         self.schedule.step()
         # CLIP clamps the temperature so logits stay bounded.

@@ -3,6 +3,8 @@ taking its half of the global batch; gradients are averaged the way DDP averages
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 from vlp.platform.spec.model import ModelSection
 from vlp.platform.spec.objective import ObjectiveSection
 from vlp.workloads.objectives.factory import build_objective
+from vlp.workloads.train.accumulation import GradientAccumulation
 
 GLOBAL_BATCH = 8
 PATCHES = 3
@@ -47,8 +50,9 @@ def data():
     return images, texts, labels
 
 
-def gradients(objective_doc: dict, model_doc: dict, rank: int | None, mixture: torch.Tensor | None, steps: int = 1):
-    """Loss and parameter gradients (DDP-averaged when `rank` is set) of `steps` forward/backward passes."""
+def gradients(objective_doc: dict, model_doc: dict, rank: int | None, mixture: torch.Tensor | None, steps: int = 1, accum_steps: int | None = None):
+    """Loss and parameter gradients (DDP-averaged when `rank` is set) of `steps` forward/backward passes, each over
+    `accum_steps` micro-batches when set (vlp's gradient accumulation)."""
     torch.manual_seed(0)
     encoders = TinyEncoders()
     objective = build_objective(ObjectiveSection(**objective_doc), ModelSection(**model_doc))
@@ -62,8 +66,11 @@ def gradients(objective_doc: dict, model_doc: dict, rank: int | None, mixture: t
     losses = []
     for _ in range(steps):
         encoders.zero_grad()
-        loss = objective(encoders(images, texts, labels))
-        loss.backward()
+        if accum_steps is None:
+            loss = objective(encoders(images, texts, labels))
+            loss.backward()
+        else:
+            loss = GradientAccumulation(encoders, objective, accum_steps, contextlib.nullcontext()).forward_backward(images, texts, labels)
         losses.append(loss.detach())
     grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in encoders.parameters()]
     if rank is not None:
@@ -76,3 +83,7 @@ def gradients(objective_doc: dict, model_doc: dict, rank: int | None, mixture: t
 
 def distributed_gradients(rank: int, cases: list) -> list:
     return [gradients(objective_doc, model_doc, rank, mixture, steps) for objective_doc, model_doc, mixture, steps in cases]
+
+
+def accumulated_gradients(rank: int, cases: list, accum_steps: int) -> list:
+    return [gradients(objective_doc, model_doc, rank, mixture, steps, accum_steps) for objective_doc, model_doc, mixture, steps in cases]
