@@ -1,6 +1,9 @@
 """KFP lightweight components, one per step. Each body is an import and a call: the work lives in
 `vlp.pipelines.steps`, so it runs the same under kfp.local and in a cluster pod (KFP ships only the
-function's source; the image has vlp installed). Which step is which, and its kind, is `step_table.py`."""
+function's source; the image has vlp installed). Which step is which, and its kind, is `step_table.py`.
+
+Each body first installs the run's shipped working tree over the image's vlp (`vlp submit` ships it unless
+`--no-ship`; see `vlp.platform.workspace`), so the step runs the code that was submitted."""
 
 
 from typing import List, NamedTuple
@@ -9,36 +12,54 @@ from kfp import dsl
 
 
 def start_run(spec_json: str, runtime_json: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import start_run
 
     return start_run.run(spec_json, runtime_json)
 
 
 def prepare_data(spec_json: str, runtime_json: str, run_id: str) -> NamedTuple("PreparedData", [("train_uri", str), ("eval_uri", str)]):
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import prepare_data
 
     return prepare_data.run(spec_json, runtime_json, run_id)
 
 
 def pretrain(spec_json: str, runtime_json: str, run_id: str, train_uri: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import pretrain
 
     return pretrain.run(spec_json, runtime_json, run_id, train_uri)
 
 
 def evaluate(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eval_uri: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import evaluate
 
     return evaluate.run(spec_json, runtime_json, run_id, checkpoint_uri, eval_uri)
 
 
 def register(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, metrics_json: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import register
 
     return register.run(spec_json, runtime_json, run_id, checkpoint_uri, metrics_json)
 
 
 def finish_run(runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import finish_run
 
     return finish_run.run(runtime_json, status.state, status.error_message or "")
@@ -46,30 +67,45 @@ def finish_run(runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
 
 
 def dg_data(spec_json: str, runtime_json: str, run_id: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import dg_data
 
     return dg_data.run(spec_json, runtime_json, run_id)
 
 
 def dg_domains(spec_json: str, runtime_json: str, run_id: str, dataset_uri: str) -> List[str]:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import dg_data
 
     return dg_data.held_out_domains(spec_json, runtime_json, run_id, dataset_uri)
 
 
 def dg_pretrained(spec_json: str, runtime_json: str, run_id: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import dg_pretrained
 
     return dg_pretrained.run(spec_json, runtime_json, run_id)
 
 
 def dg_train(spec_json: str, runtime_json: str, held_out: str) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import dg_train
 
     return dg_train.run(spec_json, runtime_json, held_out)
 
 
 def dg_report(spec_json: str, runtime_json: str, run_id: str, domain_results: List[str]) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
     from vlp.pipelines.steps import dg_report
 
     return dg_report.run(spec_json, runtime_json, run_id, domain_results)

@@ -48,14 +48,17 @@ class ClusterPackage:
         return pipeline_arguments(self.spec, self.runtime)
 
 
-def package_for_cluster(spec: ExperimentSpec, profile: ClusterProfile, out_dir: Path, run_key: str | None = None) -> ClusterPackage:
-    """Write `pipeline.yaml` and `<job>.volcano.yaml` per training job into `out_dir`; contacts nothing."""
+def package_for_cluster(spec: ExperimentSpec, profile: ClusterProfile, out_dir: Path, run_key: str | None = None, workspace=None) -> ClusterPackage:
+    """Write `pipeline.yaml` and `<job>.volcano.yaml` per training job into `out_dir`; contacts nothing. With a
+    `workspace` (`vlp.platform.workspace.ShippedWorkspace`) every step and worker runs that shipped code."""
     from vlp.pipelines.cluster_settings import step_configurator
     from vlp.pipelines.compile import compile_to_file
-
     from vlp.platform.cluster_checks import check_volcano_job
+    from vlp.platform.runtime import WorkspaceRef
 
     runtime = profile_runtime(profile, team=spec.team, run_key=run_key)
+    if workspace is not None:
+        runtime = runtime.model_copy(update={"workspace": WorkspaceRef(**workspace.as_dict()), "git_commit": workspace.git_commit})
     rendered = training_jobs(spec, runtime)
     # Every job is checked before anything is written: a job the cluster would never run is refused whole.
     for job in rendered.values():

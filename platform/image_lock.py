@@ -9,11 +9,10 @@ import hashlib
 from pathlib import Path
 
 from vlp.platform.errors import SpecError
+from vlp.platform.workspace import SOURCE_ROOT
 
 LOCK_FILE = "requirements.lock"
 IMAGE_LABEL = "io.vlp.lock-sha256"
-# The checkout this vlp was installed from (editable install: platform/ lies at the repository root).
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def lock_sha256(path: Path | None = None) -> str | None:

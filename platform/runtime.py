@@ -12,6 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from vlp.platform.launch.kubernetes_pods import TrainingPodSettings
 
 
+class WorkspaceRef(BaseModel):
+    """The researcher's working tree as `vlp submit` shipped it (see `vlp.platform.workspace`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: str
+    """Storage URI of the wheel every step and worker installs over the image's vlp."""
+    content_sha256: str
+    """sha256 of the shipped files (paths and contents): what the installed vlp reports."""
+    wheel_sha256: str
+    """sha256 of the wheel, checked by every pod before it installs it."""
+    git_commit: str
+    """HEAD of the checkout it was shipped from."""
+    dirty: bool
+    """Whether the shipped files differed from HEAD (uncommitted or untracked changes)."""
+
+
 class RuntimeContext(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -29,6 +46,8 @@ class RuntimeContext(BaseModel):
     """Unique key of this submission, tagged on the MLflow run so clients can find it."""
     git_commit: str = "unknown"
     """Commit of the code that submitted the run."""
+    workspace: WorkspaceRef | None = None
+    """The shipped working tree the pods run (None: the image's vlp as it is, or a local run)."""
     training_pod: TrainingPodSettings = TrainingPodSettings()
     """Kubernetes settings of the training pods (ignored by local_cwd); Secret names only, never values."""
 

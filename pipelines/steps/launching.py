@@ -49,6 +49,12 @@ def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffi
         shm = shm_size_mb(spec.data.workers, spec.resources.procs_per_node)
         pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}, "shm_size_mb": shm})
         cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
+    if runtime.workspace is not None:
+        from vlp.platform import workspace
+
+        # Each worker installs the shipped working tree over the image's vlp, then runs `module` from it.
+        env.update({workspace.WORKSPACE_URI_ENV: runtime.workspace.uri, workspace.WORKSPACE_SHA256_ENV: runtime.workspace.wheel_sha256})
+        module, args = workspace.__name__, [module, *args]
     return LaunchRequest(
         module=module,
         args=args,

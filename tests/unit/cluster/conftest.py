@@ -16,6 +16,15 @@ from cluster_harness import BASE_PROFILE, CANARY, CANARY_ENV, TOKEN, profile_doc
 from fake_kfp import FakeKfp  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def workspace_cache(tmp_path_factory):
+    """`vlp submit` ships the working tree as a wheel cached by content: one build for the whole session, kept
+    out of the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Canaries in the environment, a private VLP_HOME and KFP context, wide rich tables."""

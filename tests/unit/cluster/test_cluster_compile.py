@@ -125,7 +125,7 @@ def volcano_job(dry_run) -> dict:
     return job
 
 
-def test_volcano_job_has_the_spec_shape(volcano_job):
+def test_volcano_job_has_the_spec_shape(volcano_job, dry_run):
     assert volcano_job["apiVersion"] == "batch.volcano.sh/v1alpha1" and volcano_job["kind"] == "Job"
     assert volcano_job["metadata"]["namespace"] == "vlp"
     assert volcano_job["metadata"]["labels"]["vlp.io/team"] == "vision"
@@ -142,7 +142,7 @@ def test_volcano_job_has_the_spec_shape(volcano_job):
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
         assert container["resources"]["requests"]["nvidia.com/gpu"] == "4"
         assert "--nnodes 3 --nproc_per_node 4" in container["command"][-1]
-        assert "-m vlp.workloads.train.main" in container["command"][-1]
+        assert "-m vlp.platform.workspace vlp.workloads.train.main" in container["command"][-1], "the worker runs the shipped tree"
         assert pod["serviceAccountName"] == "vlp-trainer"
         assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "p4d.24xlarge", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -150,6 +150,8 @@ def test_volcano_job_has_the_spec_shape(volcano_job):
         assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "vlp-s3", "key": "AWS_SECRET_ACCESS_KEY"}}}
         assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "vlp-mlflow-pipelines", "key": "password"}
         assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.storage:9000"
+        assert env["VLP_WORKSPACE_URI"]["value"] == dry_run["report"]["workspace"]["uri"]
+        assert env["VLP_WORKSPACE_WHEEL_SHA256"]["value"] == dry_run["report"]["workspace"]["wheel_sha256"]
         assert task["template"]["metadata"]["labels"]["vlp.io/experiment"] == "quickstart"
 
 

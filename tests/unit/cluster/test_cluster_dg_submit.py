@@ -38,11 +38,11 @@ def test_every_job_the_study_launches_is_written(dg_dry_run):
     for domain in DOMAINS:
         (job,) = yaml.safe_load_all((out / f"dg-train-{domain}.volcano.yaml").read_text())
         command = job["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
-        assert "-m vlp.workloads.dg.main" in command and f"--held-out {domain}" in command
+        assert "-m vlp.platform.workspace vlp.workloads.dg.main" in command and f"--held-out {domain}" in command
         names.add(job["metadata"]["name"])
     assert len(names) == len(DOMAINS), "one job name per held-out domain"
     (pretraining,) = yaml.safe_load_all((out / "dg-pretrained.volcano.yaml").read_text())
-    assert "-m vlp.workloads.train.main" in pretraining["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "-m vlp.platform.workspace vlp.workloads.train.main" in pretraining["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
 
 
 def test_training_steps_get_the_training_deadline_and_no_kfp_retry(dg_dry_run):

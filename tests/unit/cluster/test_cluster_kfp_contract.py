@@ -4,6 +4,7 @@ polling, cancel, and how refusals read (one line, exit 2, no token)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,7 +21,8 @@ API = "/apis/v2beta1"
 
 
 def _submit(*extra: str) -> dict:
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--set", "team=vision", "--json", *extra)
+    # The working tree is not shipped here (no S3); test_submit_ships_the_working_tree_before_the_run does that.
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--no-ship", "--set", "team=vision", "--json", *extra)
     assert code == 0, err
     for text in (out, err):
         assert TOKEN not in text and CANARY not in text
@@ -54,8 +56,23 @@ def test_submit_creates_the_team_experiment_and_a_run(cluster_profile):
     assert len([r for r in server.requests if r.method == "POST" and r.path == f"{API}/experiments"]) == 1
 
 
+def test_submit_ships_the_working_tree_before_the_run(write_profiles, kfp_server, s3_env, s3_bucket):
+    import boto3
+
+    write_profiles(profile_document(storage_root=f"s3://{s3_bucket}/vlp", kfp={**BASE_PROFILE["kfp"], "host": kfp_server.url}))
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--json")
+    assert code == 0, err
+    workspace = json.loads(out)["workspace"]
+    bucket, key = workspace["uri"].removeprefix("s3://").split("/", 1)
+    stored = boto3.client("s3", endpoint_url=s3_env.url).get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == workspace["wheel_sha256"]
+    (run_request,) = [r for r in kfp_server.requests if r.method == "POST" and r.path == f"{API}/runs"]
+    runtime = RuntimeContext.model_validate_json(run_request.body["runtime_config"]["parameters"]["runtime_json"])
+    assert runtime.workspace.model_dump() == workspace and runtime.git_commit == workspace["git_commit"]
+
+
 def test_submit_prints_run_id_and_url(cluster_profile):
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE)
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--no-ship")
     assert code == 0, err
     (run_id,) = cluster_profile.runs
     assert run_id in out and f"/#/runs/details/{run_id}" in out
@@ -121,7 +138,7 @@ def test_logs_and_cancel_need_a_cluster_profile():
 def test_expired_token_is_one_line(cluster_profile):
     cluster_profile.valid_tokens.clear()
     cluster_profile.expired_tokens.add(TOKEN)
-    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE)
+    code, out, err = run_vlp("submit", str(EXPERIMENT), "--profile", "gpu", *GPU_SHAPE, "--no-ship")
     assert_one_line_error(code, err, "rejected the token from $VLP_KFP_TOKEN", "401", "expired")
     assert TOKEN not in out + err
     code, _, err = run_vlp("runs", "show", "some-run", "--profile", "gpu")

@@ -107,7 +107,8 @@ def _check_multi_node_details(job: dict, profile: ClusterProfile, key: str) -> N
         command = container["command"][-1]
         # torchrun's c10d rendezvous on replica 0, whose address Volcano's svc plugin publishes to the others.
         assert "--rdzv_backend c10d" in command and "--max-restarts" not in command, key
-        host = "TORCHX_RANK0_HOST" if index == 0 else "VC_MAIN_0_HOSTS"
+        role = task["template"]["metadata"]["labels"]["torchx.pytorch.org/role-name"]
+        host = "TORCHX_RANK0_HOST" if index == 0 else f"VC_{role.upper()}_0_HOSTS"
         endpoint = f"${{{host}:=localhost}}:29500" if len(spec["tasks"]) > 1 else "localhost:0"
         assert f"--rdzv_endpoint {endpoint} " in command, key
         (shm,) = [volume for volume in pod["volumes"] if volume.get("emptyDir", {}).get("medium") == "Memory"]
