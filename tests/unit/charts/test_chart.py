@@ -451,6 +451,16 @@ def test_profile_defaults_to_first_team_queue(render):
     assert "credentials_secret" not in profile["mlflow"], "no MLflow login without basic auth"
 
 
+def test_profile_names_the_lock_the_image_was_built_from(render, helm):
+    lock = "ab" * 32
+    _, docs = render("--set", f"image.lockSha256={lock}")
+    assert yaml.safe_load(_one(docs, "ConfigMap", "profile")["data"]["profile.yaml"])["image_lock_sha256"] == lock
+    _, default = render()
+    assert "image_lock_sha256" not in yaml.safe_load(_one(default, "ConfigMap", "profile")["data"]["profile.yaml"])
+    result = helm(*_template_args("--set", "image.lockSha256=not-a-hash"), check=False)
+    assert result.returncode != 0
+
+
 # --- network policies ------------------------------------------------------------------------
 
 
