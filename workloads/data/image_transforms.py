@@ -91,7 +91,9 @@ def decode_rgb(image_bytes: bytes) -> torch.Tensor:
 
         try:
             image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as err:
+        except UnidentifiedImageError:
+            raise ValueError(f"not a decodable image ({len(image_bytes)} bytes in no format PIL or torchvision reads)") from None
+        except (OSError, ValueError) as err:
             raise ValueError(f"not a decodable image ({len(image_bytes)} bytes): {err}") from None
         return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
     if pixels.dtype != torch.uint8:  # 16-bit PNG

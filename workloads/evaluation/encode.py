@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from vlp.platform.errors import VlpUserError
 from vlp.workloads.data.readers import EvalRecord
 from vlp.workloads.evaluation.transform import EvalImageTransform
 from vlp.workloads.models.factory import BuiltModel, build_model_from_cfg
@@ -52,7 +53,7 @@ def encode_records(built: BuiltModel, records: Iterable[EvalRecord], batch_size:
     pending: list[EvalRecord] = []
 
     def flush() -> None:
-        pixels = torch.stack([transform(record.image) for record in pending])
+        pixels = torch.stack([decoded(transform, record) for record in pending])
         features.append(F.normalize(built.model.encode_image(pixels).float(), dim=-1))
         for hook in hooks:
             hook(pixels, list(pending))
@@ -73,6 +74,13 @@ def encode_records(built: BuiltModel, records: Iterable[EvalRecord], batch_size:
         flush()
     encoded.image_features = torch.cat(features) if features else torch.empty(0, 0)
     return encoded
+
+
+def decoded(transform: EvalImageTransform, record: EvalRecord) -> torch.Tensor:
+    try:
+        return transform(record.image)
+    except ValueError as err:  # evaluation counts every image: one that does not decode stops it, naming the image
+        raise VlpUserError(f"data: image {record.key}: {err}; replace or remove it and evaluate again") from None
 
 
 @torch.no_grad()

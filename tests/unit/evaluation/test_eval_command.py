@@ -76,3 +76,17 @@ def test_eval_on_a_clip_benchmark_folder_without_classnames_names_the_file(tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and f"{data}/classnames.txt: missing" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_on_an_image_that_does_not_decode_names_it_and_writes_nothing(tmp_path, vlp_home):
+    import numpy as np
+    from PIL import Image
+
+    for name in ("circle", "square"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(tmp_path / "data" / name / "0.jpg")
+    (tmp_path / "data" / "square" / "1.jpg").write_bytes(b"not a jpeg")
+    result = run_vlp("eval", "shapes-rn-tiny", str(tmp_path / "data"), "--task", "zeroshot", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "data: image square/1.jpg: not a decodable image" in result.stderr
+    assert not (tmp_path / "out").exists()
