@@ -24,11 +24,16 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def count_shared_parameters(model: torch.nn.Module) -> int:
-    """Elements of the parameters reachable under more than one name (each shared tensor counted once)."""
+def shared_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters reachable under more than one name, each once."""
     names = defaultdict(list)
     tensors = {}
     for name, parameter in model.named_parameters(remove_duplicate=False):
         names[id(parameter)].append(name)
         tensors[id(parameter)] = parameter
-    return sum(tensors[key].numel() for key, paths in names.items() if len(paths) > 1)
+    return [tensors[key] for key, paths in names.items() if len(paths) > 1]
+
+
+def count_shared_parameters(model: torch.nn.Module) -> int:
+    """Elements of the parameters reachable under more than one name (each shared tensor counted once)."""
+    return sum(parameter.numel() for parameter in shared_parameters(model))

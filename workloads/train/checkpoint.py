@@ -14,6 +14,12 @@ caller learns which were skipped and why; `load_checkpoint(uri)` checks the one 
 manifest beside it and raises instead. Files saved `beside` a checkpoint (the open_clip export) go into a
 folder named after it, `step-00000100-<nonce>/`, written before the switch and pruned with it.
 
+A sharded checkpoint (`parallelism: fsdp`, see sharded_state.py) keeps its model and optimizer shards in that
+folder too, written by every process before process 0 switches the manifest; the entry's `shards` lists each
+file's size and sha256, and `restore` downloads and checks them like the object itself (a checkpoint whose shards
+fail falls back like one whose object does). The object then holds the rest of the training state and the
+gathered model weights, so evaluation and export read every checkpoint the same way.
+
 What a training state holds is the trainer's business; `rng_state`/`restore_rng_state` cover the random
 generators (torch, CUDA, numpy, Python) so a resumed run draws the same numbers as one that never stopped.
 """
@@ -26,6 +32,8 @@ import json
 import logging
 import random
 import re
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +60,8 @@ class RestoredCheckpoint:
     """The manifest entry restored: step, uri, size, sha256."""
     skipped: list[str]
     """`uri: reason` for each newer checkpoint that failed its check (empty when the latest was sound)."""
+    shards: str | None = None
+    """A local folder holding the checked shards of a sharded checkpoint (the caller loads and removes it)."""
 
 
 class Checkpointer:
@@ -62,11 +72,25 @@ class Checkpointer:
         self.keep_last = keep_last
         self.storage = open_storage(root_uri)
 
-    def save(self, state: dict[str, Any], step: int, beside: dict[str, bytes] | None = None) -> str:
-        """Write the state (and `beside`: file name -> bytes, into the checkpoint's own folder); returns its URI."""
+    @staticmethod
+    def new_name(step: int) -> str:
+        """A fresh name for the checkpoint of `step` (sharded saves agree on it before writing their shards)."""
+        return f"step-{step:08d}-{uuid.uuid4().hex[:8]}"
+
+    def folder(self, name: str) -> str:
+        """The folder of the checkpoint `name`: files beside it and its shards."""
+        return join(self.root_uri, name)
+
+    def save(
+        self, state: dict[str, Any], step: int, beside: dict[str, bytes] | None = None,
+        shards: dict[str, dict[str, Any]] | None = None, name: str | None = None,
+    ) -> str:
+        """Write the state (and `beside`: file name -> bytes, into the checkpoint's own folder); returns its URI.
+
+        `shards` (file name -> size, sha256) were already written into `folder(name)` by every process."""
         import torch
 
-        name = f"step-{step:08d}-{uuid.uuid4().hex[:8]}"
+        name = name or self.new_name(step)
         uri = join(self.root_uri, f"{name}.pt")
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -74,11 +98,13 @@ class Checkpointer:
         # 1. The objects, under keys nothing points to yet: a crash here leaves orphans, never a bad "latest".
         self.storage.write_bytes(uri, data)
         entry: dict[str, Any] = {"step": step, "uri": uri, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        if beside:
-            folder = join(self.root_uri, name)
-            for filename, content in beside.items():
+        if beside or shards:
+            folder = self.folder(name)
+            for filename, content in (beside or {}).items():
                 self.storage.write_bytes(join(folder, filename), content)
             entry["beside"] = folder
+        if shards:
+            entry["shards"] = shards
         # 2. The switch: only now does a reader (a resumed job, the evaluate step) see this checkpoint.
         history = [old for old in self._manifest().get("history", []) if old["step"] < step]
         kept = [*history, entry][-self.keep_last:]
@@ -117,13 +143,14 @@ class Checkpointer:
             seen.add(entry["uri"])
             try:
                 state = read_checked(entry)
+                shards = fetch_shards(entry) if "shards" in entry else None
             except CheckpointError as err:
                 skipped.append(str(err))
                 log.warning("checkpoint skipped: %s", err)
                 continue
             if skipped:
                 log.warning("restored the checkpoint of step %d instead of the latest", entry["step"])
-            return RestoredCheckpoint(state, entry, skipped)
+            return RestoredCheckpoint(state, entry, skipped, shards)
         raise CheckpointError(
             f"{self.root_uri}: no checkpoint passes its check ({'; '.join(skipped)}); "
             f"delete {join(self.root_uri, LATEST)} to start this run from scratch"
@@ -172,6 +199,26 @@ def read_checked(entry: dict[str, Any]) -> dict[str, Any]:
         return _unpickle(data)
     except Exception as err:
         raise CheckpointError(f"{uri}: unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def fetch_shards(entry: dict[str, Any]) -> str:
+    """Download a sharded checkpoint's shards into a new local folder, each checked against the manifest."""
+    folder = tempfile.mkdtemp(prefix="vlp-restore-")
+    try:
+        for filename, recorded in entry["shards"].items():
+            uri = join(entry["beside"], filename)
+            try:
+                data = open_storage(uri).read_bytes(uri)
+            except StorageError as err:
+                raise CheckpointError(str(err)) from None
+            problem = checkpoint_problem(recorded, data)
+            if problem is not None:
+                raise CheckpointError(f"{uri}: {problem}")
+            (Path(folder) / filename).write_bytes(data)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
 
 
 def load_checkpoint(uri: str) -> dict[str, Any]:

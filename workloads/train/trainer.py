@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from vlp.platform.layout import RunLayout
 from vlp.platform.spec import ExperimentSpec
@@ -26,7 +25,9 @@ from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_
 from vlp.workloads.train.device_metrics import DeviceMetrics
 from vlp.workloads.train.distributed import gather_objects, init_distributed, sum_across_ranks
 from vlp.workloads.train.optim import build_optimizer, build_schedule
+from vlp.workloads.train.parallelism import parallelize
 from vlp.workloads.train.preemption import Preempted, PreemptionWatch
+from vlp.workloads.train.sharded_state import full_model_state, load_sharded, load_unsharded, save_sharded
 from vlp.workloads.train.stop_agreement import StopAgreement
 
 
@@ -59,10 +60,12 @@ class PretrainTrainer:
         if train.grad_checkpointing:
             enable_activation_checkpointing(built.model)
         self.model = built.model.to(self.dist.device)
-        self.ddp_model = DistributedDataParallel(self.model) if self.dist.world_size > 1 else self.model
+        # DDP wraps the model; FSDP shards it in place, so it comes before the optimizer is built on its parameters.
+        self.parallel = parallelize(self.model, train.parallelism, self.dist.world_size, train.precision)
+        self.sharded = train.parallelism == "fsdp" and self.dist.world_size > 1
         # Compiling the DDP module lets torch split the graph at DDP's gradient buckets; `self.model` stays the
-        # plain module, so checkpoints keep their keys.
-        self.step_model = torch.compile(self.ddp_model) if train.compile else self.ddp_model
+        # unwrapped module, so checkpoints keep their keys.
+        self.step_model = torch.compile(self.parallel.module) if train.compile else self.parallel.module
         # The objective holds no parameters (they are in the model, under DDP), only state such as NLIP's mixture.
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
@@ -76,8 +79,7 @@ class PretrainTrainer:
         self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
         self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16")
         # Micro-batches synchronise gradients only in their last backward pass.
-        no_sync = self.ddp_model.no_sync if isinstance(self.ddp_model, DistributedDataParallel) else contextlib.nullcontext
-        self.accumulation = GradientAccumulation(self.step_model, self.loss, train.accum_steps, self.autocast, no_sync) if train.accum_steps > 1 else None
+        self.accumulation = GradientAccumulation(self.step_model, self.loss, train.accum_steps, self.autocast, self.parallel.no_sync) if train.accum_steps > 1 else None
         # Neither the stop check nor logging may make the host wait for the device inside the loop.
         self.stop_agreement = StopAgreement()
         self.device_metrics = DeviceMetrics(self.dist.device)
@@ -144,6 +146,7 @@ class PretrainTrainer:
             with self.autocast:
                 loss = self.loss(self.step_model(images, texts))
             loss.backward()
+        self.parallel.average_replicated_gradients()
         self.optimizer.step()
         self.schedule.step()
         # CLIP clamps the temperature so logits stay bounded.
@@ -167,14 +170,23 @@ class PretrainTrainer:
         # Metrics still on their way from the device go into the tracker first, so the checkpoint carries them.
         self._log_ready_metrics(wait=True)
         # Every rank's random generators and data position, so each resumes exactly where it stopped.
-        per_rank = gather_objects({"rng": rng_state(), "data": self.loader.state_dict()})
+        per_rank = gather_objects({"rng": rng_state(), "data": self.loader.state_dict(), "name": self.checkpointer.new_name(step)})
         self.saved_step = step
+        name = per_rank[0]["name"]
+        shards = None
+        if self.sharded:
+            # Every rank writes its shards; the weights are also gathered whole on rank 0 for evaluation and export.
+            shards = save_sharded(self.model, self.optimizer, self.checkpointer.folder(name))
+            model_state = full_model_state(self.model)
+        else:
+            model_state = self.model.state_dict() if self.dist.is_main else {}
         if not self.dist.is_main:
             return
         state = {
             "step": step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            # Sharded: the optimizer state lives in the shards only.
+            "optimizer": {} if self.sharded else self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "model_cfg": json.dumps(self.model_cfg),
             "objective": self.loss.state_dict(),
@@ -184,7 +196,8 @@ class PretrainTrainer:
             "tracker": self.tracker.pending(),
         }
         # What open_clip can build also travels in its own layout, so `local-dir:` loads any checkpoint folder.
-        self.checkpointer.save(state, step, beside=open_clip_files_if_buildable(self.model_cfg, state["model"]))
+        beside = open_clip_files_if_buildable(self.model_cfg, state["model"])
+        self.checkpointer.save(state, step, beside=beside, shards=shards, name=name)
 
     def _resume(self) -> int:
         restored = self.checkpointer.restore()
@@ -194,8 +207,17 @@ class PretrainTrainer:
         if restored.skipped:
             # The run says which checkpoints failed their check and which one it went back to.
             self.tracker.set_tags({"vlp.checkpoint_fallback": f"resumed from step {restored.entry['step']}; skipped " + "; ".join(restored.skipped)})
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if restored.shards is not None:
+            # Written sharded by any number of processes: DCP reshards to this run's layout.
+            try:
+                load_sharded(self.model, self.optimizer, restored.shards)
+            finally:
+                shutil.rmtree(restored.shards, ignore_errors=True)
+        elif self.sharded:
+            load_unsharded(self.model, self.optimizer, state["model"], state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if "objective" in state:
             self.loss.load_state_dict(state["objective"])
