@@ -49,6 +49,18 @@ def train(rank: int, root: str, shards: list[str], parallelism: str, max_steps: 
     }
 
 
+def resume_elsewhere(rank: int, written: str, root: str, shards: list[str], parallelism: str, steps: int) -> dict:
+    """Resume a copy of the run under `written` with another parallelism (it stops at once: `steps` are done)."""
+    import shutil
+
+    import torch.distributed as dist
+
+    if rank == 0:
+        shutil.copytree(written, root, dirs_exist_ok=True)
+    dist.barrier()
+    return train(rank, root, shards, parallelism, steps, 2)
+
+
 def train_one_process(root: str, shards: list[str], parallelism: str, max_steps: int) -> dict:
     return train(0, root, shards, parallelism, max_steps, 1)
 
@@ -87,6 +99,7 @@ def everything_on_two_processes(rank: int, roots: dict, shards: list[str], steps
         "ddp": train(rank, roots["ddp"], shards, "ddp", steps, 2),
         "fsdp": train(rank, roots["fsdp"], shards, "fsdp", steps, 2),
         "fsdp_accumulating": train(rank, roots["fsdp_accumulating"], shards, "fsdp", steps, 2, accum_steps=4),
+        "ddp_resumed_as_fsdp": resume_elsewhere(rank, roots["ddp"], roots["ddp_resumed_as_fsdp"], shards, "fsdp", steps),
         "tied": {arch: tied_model_gradients(rank, arch) for arch in tied_archs},
         "bf16": tied_model_gradients(rank, "clip", precision="bf16"),
     }

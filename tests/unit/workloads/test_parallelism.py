@@ -20,7 +20,7 @@ TIED = ["clip", "msclip", "multiway"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shapes_shards):
-    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in ("ddp", "fsdp", "fsdp_accumulating")}
+    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in ("ddp", "fsdp", "fsdp_accumulating", "ddp_resumed_as_fsdp")}
     per_rank = run_on_two_processes(everything_on_two_processes, roots, shapes_shards, STEPS, TIED)
     return {"roots": roots, **{key: [results[key] for results in per_rank] for key in per_rank[0]}}
 
@@ -61,6 +61,15 @@ def test_a_sharded_checkpoint_restores_on_one_process(runs, shapes_shards):
         assert torch.equal(restored["model"][name], value), name
     for name, value in written["exp_avg"].items():
         assert torch.equal(restored["exp_avg"][name], value), name
+
+
+def test_a_ddp_checkpoint_resumes_sharded(runs):
+    written, resumed = runs["ddp"][0], runs["ddp_resumed_as_fsdp"][0]
+    assert resumed["losses"] == {}  # nothing left to train: only the restore ran
+    for name, value in written["model"].items():
+        assert torch.equal(resumed["model"][name], value), name
+    for name, value in written["exp_avg"].items():
+        assert torch.equal(resumed["exp_avg"][name], value), name
 
 
 @pytest.mark.parametrize("arch", TIED)
