@@ -54,10 +54,10 @@ class EvalSection(Section):
     """Train and validation fractions of the evaluation set for the linear probe (the test split gets the rest)."""
     background_threshold: float = Field(0.5, ge=0.0, le=1.0)
     """Segmentation: a pixel is background where its best class score, min-max normalised per image, is below this."""
-    label_field: str = "shape"
-    """The field of each sample's json that holds its class."""
-    domain_field: str = "style"
-    """The field of each sample's json that holds its domain."""
+    label_field: str = "label"
+    """The field of each sample's json that holds its class (generated shapes: `shape`, also `colour` or `size`)."""
+    domain_field: str = "domain"
+    """The field of each sample's json that holds its domain (generated shapes: `style`)."""
 
     @property
     def measures_anything(self) -> bool:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vlp.platform.spec.base import Section
 from vlp.platform.spec.data import DataSection
@@ -14,11 +14,14 @@ from vlp.platform.spec.dg import DgSection
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.platform.spec.model import ModelSection
 from vlp.platform.spec.objective import ObjectiveSection
-from vlp.platform.spec.registration import RegisterSection
+from vlp.platform.spec.registration import GATE_PATTERN, RegisterSection
 from vlp.platform.spec.resources import ResourcesSection
 from vlp.platform.spec.train import TrainSection
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# The json fields of the generated shapes data (vlp.workloads.data.shapes) that hold a sample's class and domain.
+SHAPES_LABEL_FIELD = "shape"
+SHAPES_DOMAIN_FIELD = "style"
 
 
 class ExperimentSpec(Section):
@@ -26,6 +29,8 @@ class ExperimentSpec(Section):
 
     name: str = Field(pattern=NAME_PATTERN)
     """Experiment name: lowercase letters, digits and dashes (it names the MLflow experiment and cluster objects)."""
+    description: str = ""
+    """What the experiment is for (the MLflow run's description); default: the experiment file's leading comment."""
     team: str = Field("default", pattern=NAME_PATTERN)
     """Owning team; on the cluster it selects the KFP experiment and the Volcano queue."""
     workload: Literal["pretrain", "dg"] = "pretrain"
@@ -45,9 +50,40 @@ class ExperimentSpec(Section):
     """The domain-generalization study, when `workload: dg` (the `dg:` section)."""
     registration: RegisterSection = Field(RegisterSection(), alias="register")
     """Registration in the MLflow model registry (the `register:` section)."""
+    headline: tuple[str, ...] = ()
+    """Metrics that sum a run up in `vlp run`'s summary, `vlp runs list` and `vlp models list`, such as
+    `zeroshot/shapes/acc1`; default: the metrics the gates name."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_the_experiment(cls, document):
+        """Defaults that depend on other sections: the registered model is named after the experiment, and the
+        generated shapes data keeps its class in `shape` and its domain in `style` (other data: `label`, `domain`)."""
+        if not isinstance(document, dict):
+            return document
+        document = dict(document)
+        register_key = "registration" if "registration" in document else "register"
+        register = document.get(register_key)
+        if isinstance(register, dict) and register.get("model_name") is None and isinstance(document.get("name"), str):
+            document[register_key] = {**register, "model_name": document["name"]}
+        elif register is None and isinstance(document.get("name"), str):
+            document[register_key] = {"model_name": document["name"]}
+        data = document.get("data")
+        source = data.get("source", "shapes") if isinstance(data, dict) else getattr(data, "source", "shapes")
+        evaluation = document.get("eval")
+        if source == "shapes" and (evaluation is None or isinstance(evaluation, dict)):
+            document["eval"] = {"label_field": SHAPES_LABEL_FIELD, "domain_field": SHAPES_DOMAIN_FIELD, **(evaluation or {})}
+        return document
+
+    def headline_metrics(self) -> tuple[str, ...]:
+        """`headline`, or else the metrics the gates name, in order, once each."""
+        if self.headline:
+            return self.headline
+        return tuple(dict.fromkeys(GATE_PATTERN.match(gate)["metric"] for gate in self.registration.gates))
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+        # The description is prose: rewording it does not make another experiment.
+        return json.dumps(self.model_dump(mode="json", by_alias=True, exclude={"description"}), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
         """Short content hash: the same file with the same overrides gets the same hash."""
@@ -66,5 +102,5 @@ class ExperimentSpec(Section):
             else:
                 flat[prefix] = "" if value is None else str(value)
 
-        walk("", self.model_dump(mode="json", by_alias=True))
+        walk("", self.model_dump(mode="json", by_alias=True, exclude={"description"}))
         return flat

@@ -16,7 +16,24 @@ PLAIN_KEY = re.compile(r"^[\w-]+$")
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentSpec:
-    return spec_from_dict(read_yaml_mapping(path), overrides, source=str(path))
+    document = read_yaml_mapping(path)
+    if "description" not in document:
+        comment = leading_comment(Path(path).read_text())
+        if comment:
+            document = {**document, "description": comment}
+    return spec_from_dict(document, overrides, source=str(path))
+
+
+def leading_comment(text: str) -> str:
+    """The `#` lines at the top of a YAML file, without their `#`, as one paragraph per blank comment line."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            break
+        lines.append(stripped[1:].strip())
+    paragraphs = " ".join(line if line else "\n\n" for line in lines).replace(" \n\n ", "\n\n")
+    return paragraphs.strip()
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -40,9 +57,25 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 def spec_from_dict(document: dict[str, Any], overrides=(), source: str = "experiment") -> ExperimentSpec:
     document = apply_overrides(document, overrides)
     try:
-        return ExperimentSpec.model_validate(document)
+        spec = ExperimentSpec.model_validate(document)
     except ValidationError as err:
         raise SpecError(f"{source}: {describe_validation_error(err)}") from None
+    check_metric_names(spec, source)
+    return spec
+
+
+def check_metric_names(spec: ExperimentSpec, source: str = "experiment") -> None:
+    """Every gate and headline metric is one the configured evaluation logs (SpecError naming it otherwise)."""
+    from vlp.platform.spec.metrics import describe_known, known_metric_patterns, unknown_metric
+    from vlp.platform.spec.registration import GATE_PATTERN
+
+    patterns = known_metric_patterns(spec)
+    named = [("register.gates", GATE_PATTERN.match(gate)["metric"]) for gate in spec.registration.gates]
+    named += [("headline", metric) for metric in spec.headline]
+    for field, metric in named:
+        if unknown_metric(metric, patterns):
+            raise SpecError(f"{source}: {field}: {metric!r} is not a metric this experiment's evaluation logs "
+                            f"(known: {describe_known(patterns)})")
 
 
 def apply_overrides(document: dict[str, Any], overrides) -> dict[str, Any]:

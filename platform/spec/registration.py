@@ -16,10 +16,11 @@ class RegisterSection(Section):
 
     enabled: bool = True
     """Log and register the trained model."""
-    model_name: str = Field("shapes-clip", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-    """Registered model name."""
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    """Registered model name; default: the experiment's name."""
     gates: tuple[str, ...] = ()
-    """Conditions a version must meet to be promoted, such as `zeroshot/shapes/acc1 >= 0.8`."""
+    """Conditions a version must meet to be promoted, such as `zeroshot/shapes/acc1 >= 0.8`; each names a metric the
+    configured evaluation logs (a name it never logs is refused when the file is read)."""
 
     @field_validator("gates")
     @classmethod

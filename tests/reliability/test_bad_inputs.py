@@ -80,6 +80,8 @@ CORPUS = [
     spec_case("image-size", OK + "data: {shapes: {image_size: 8}}\n", "data.shapes.image_size: Input should be greater than or equal to 16"),
     spec_case("bad-sample-limit", OK + "data: {max_bad_samples: -1}\n", "data.max_bad_samples: Input should be greater than or equal to 0"),
     spec_case("gate-syntax", OK + "register: {gates: ['acc1 > high']}\n", "is not of the form 'metric >= number'"),
+    spec_case("gate-unknown-metric", OK + "register: {gates: ['zeroshot/shapes/acc > 0.8']}\n",
+              "register.gates: 'zeroshot/shapes/acc' is not a metric this experiment's evaluation logs (known: zeroshot/shapes/acc1"),
     spec_case("model-name", OK + "register: {model_name: 'my model!'}\n", "register.model_name: String should match pattern"),
     spec_case("nodes-zero", OK + "resources: {nodes: 0}\n", "resources.nodes: Input should be greater than or equal to 1"),
     spec_case("batch-not-divisible", "name: x\ntrain: {max_steps: 1, batch_size: 3}\nresources: {nodes: 2}\n",

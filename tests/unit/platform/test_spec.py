@@ -12,15 +12,16 @@ def test_minimal_file_gets_documented_defaults():
     spec = spec_from_dict(MINIMAL)
     assert spec.model.preset == "shapes-rn-tiny"
     assert spec.resources.world_size == 1
-    assert spec.registration.model_name == "shapes-clip"
+    assert spec.registration.model_name == "exp"  # named after the experiment
+    assert (spec.eval.label_field, spec.eval.domain_field) == ("shape", "style")  # the generated shapes' fields
     assert all(field.description for field in type(spec.train).model_fields.values())
 
 
 def test_overrides_set_nested_fields_with_yaml_values():
-    spec = spec_from_dict(MINIMAL, ["train.lr=0.01", "resources.nodes=2", "register.gates=['a/b >= 0.5']", "data.shapes.styles=[sketch]"])
+    spec = spec_from_dict(MINIMAL, ["train.lr=0.01", "resources.nodes=2", "register.gates=['zeroshot/shapes/acc1 >= 0.5']", "data.shapes.styles=[sketch]"])
     assert spec.train.lr == 0.01
     assert spec.resources.nodes == 2
-    assert spec.registration.gates == ("a/b >= 0.5",)
+    assert spec.registration.gates == ("zeroshot/shapes/acc1 >= 0.5",)
     assert spec.data.shapes.styles == ("sketch",)
 
 
@@ -53,7 +54,7 @@ def test_spec_hash_is_stable_and_sensitive():
 def test_flat_params_are_strings_with_dotted_keys():
     params = spec_from_dict(MINIMAL).flat_params()
     assert params["train.max_steps"] == "10"
-    assert params["register.model_name"] == "shapes-clip"
+    assert params["register.model_name"] == "exp"
     assert all(isinstance(value, str) for value in params.values())
 
 
