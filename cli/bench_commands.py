@@ -23,7 +23,7 @@ def _json_option() -> bool:
 
 
 def _setup(preset, batch_size, procs, threads, steps, skip_steps, precision, device, workers):
-    from vlp.workloads.bench.training_runs import TrainingSetup
+    from vlp.benchmarks.training_runs import TrainingSetup
 
     threads = threads or max(1, (os.cpu_count() or 1) // procs)
     return TrainingSetup(preset=preset, batch_size=batch_size, procs=procs, steps=steps, skip_steps=skip_steps,
@@ -51,7 +51,7 @@ def training(
 ) -> None:
     """Training samples/s and peak memory: vlp's pretraining against open_clip_train on the same shards and settings
     (same preprocessing and training augmentation)."""
-    from vlp.workloads.bench.training_throughput import SourceImages, run_training_throughput
+    from vlp.benchmarks.training_throughput import SourceImages, run_training_throughput
 
     setup = _setup(preset, batch_size, procs, threads, steps, skip_steps, precision, device, workers)
     images = SourceImages(source_size or None, image_format, max_aspect_ratio)
@@ -78,7 +78,7 @@ def speedups(
     json_output: bool = _json_option(),
 ) -> None:
     """Before/after ratio of each training speed-up: the baseline and each variant, alternating."""
-    from vlp.workloads.bench.speedups import KNOWN_VARIANTS, parse_variant, run_speedups
+    from vlp.benchmarks.speedups import KNOWN_VARIANTS, parse_variant, run_speedups
 
     setup = _setup(preset, batch_size, procs, threads, steps, skip_steps, precision, device, workers)
     chosen = [parse_variant(text) for text in variant] or list(KNOWN_VARIANTS.values())
@@ -100,7 +100,7 @@ def data(
 ) -> None:
     """Data loading samples/s per worker, local and s3://, against a decode-only floor and open_clip's pipeline
     (same preprocessing and training augmentation)."""
-    from vlp.workloads.bench.data_loading import run_data_loading
+    from vlp.benchmarks.data_loading import run_data_loading
 
     report = run_data_loading(out / "work", samples, repeats, s3, preset, source_size, image_format, max_aspect_ratio)
     _finish(report, out, json_output)
@@ -116,7 +116,7 @@ def orchestration(
     json_output: bool = _json_option(),
 ) -> None:
     """`vlp run` wall time against torchrun launching the same training directly; the difference is orchestration."""
-    from vlp.workloads.bench.orchestration import run_orchestration
+    from vlp.benchmarks.orchestration import run_orchestration
 
     on_run = None if json_output else (lambda path, repeat, wall: typer.echo(f"  {path} #{repeat}: {wall:.1f} s", err=True))
     _finish(run_orchestration(experiment, out / "work", set_, repeats, on_run=on_run), out, json_output)
@@ -129,7 +129,7 @@ def cli_start(
     json_output: bool = _json_option(),
 ) -> None:
     """Wall time of `vlp --help` and `vlp runs list`, beside a bare Python start."""
-    from vlp.workloads.bench.cli_start import run_cli_start
+    from vlp.benchmarks.cli_start import run_cli_start
 
     _finish(run_cli_start(out / "work", repeats), out, json_output)
 
@@ -147,7 +147,7 @@ def tracking(
     json_output: bool = _json_option(),
 ) -> None:
     """Training step time with MLflow tracking off, queued (vlp's tracker) and inline."""
-    from vlp.workloads.bench.tracking_overhead import run_tracking_overhead
+    from vlp.benchmarks.tracking_overhead import run_tracking_overhead
 
     on_run = None if json_output else (lambda name, repeat, rate: typer.echo(f"  {name} #{repeat}: {rate:.0f} samples/s", err=True))
     _finish(run_tracking_overhead(out / "work", steps, skip_steps, batch_size, log_every, repeats, preset, server=server, on_run=on_run), out, json_output)
@@ -161,7 +161,7 @@ def checkpoint_transfer(
     json_output: bool = _json_option(),
 ) -> None:
     """Checkpoint-sized writes and reads on loopback S3: one request against multipart transfers."""
-    from vlp.workloads.bench.checkpoint_transfer import run_checkpoint_transfer
+    from vlp.benchmarks.checkpoint_transfer import run_checkpoint_transfer
 
     _finish(run_checkpoint_transfer(out / "work", size_mb, repeats), out, json_output)
 

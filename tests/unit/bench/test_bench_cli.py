@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from vlp.cli.main import app
-from vlp.workloads.bench.orchestration import task_durations
+from vlp.benchmarks.orchestration import task_durations
 
 KFP_LOCAL_LOG = """\
 16:19:28.670 - INFO - Running pipeline: \x1b[95m'vlp-pretrain'\x1b[0m

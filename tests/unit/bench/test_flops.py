@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlp.workloads.bench.flops import count_flops, mfu, peak_tflops, training_flops_per_sample
+from vlp.benchmarks.flops import count_flops, mfu, peak_tflops, training_flops_per_sample
 
 TINY = {
     "embed_dim": 16,

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from vlp.workloads.bench.loopback_mlflow import loopback_mlflow
+from vlp.benchmarks.loopback import loopback_mlflow
 
 
 def test_server_takes_runs_while_up_and_is_gone_after(tmp_path):

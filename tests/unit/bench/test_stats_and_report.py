@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vlp.workloads.bench.report import SCHEMA_VERSION, BenchReport, Column
-from vlp.workloads.bench.stats import alternating, cpu_rate, ratio, steady_rate, summarize
+from vlp.benchmarks.report import SCHEMA_VERSION, BenchReport, Column
+from vlp.benchmarks.stats import alternating, cpu_rate, ratio, steady_rate, summarize
 
 
 def test_summarize_takes_the_median_and_ignores_missing_runs():

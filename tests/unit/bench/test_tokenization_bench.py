@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlp.workloads.bench.tokenization import plain_captions, run_tokenization, unicode_captions
+from vlp.benchmarks.tokenization import plain_captions, run_tokenization, unicode_captions
 from vlp.workloads.models.catalog import load_model_cfg
 
 

@@ -8,9 +8,9 @@ import tarfile
 import pytest
 
 from vlp.platform.errors import SpecError, VlpUserError
-from vlp.workloads.bench.pairs_dataset import brace_pattern, ensure_pairs_dataset, shard_paths
-from vlp.workloads.bench.speedups import KNOWN_VARIANTS, parse_variant
-from vlp.workloads.bench.training_runs import TrainingSetup, TrainingWorkspace
+from vlp.benchmarks.pairs_dataset import brace_pattern, ensure_pairs_dataset, shard_paths
+from vlp.benchmarks.speedups import KNOWN_VARIANTS, parse_variant
+from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_steps_are_timed_and_arguments_after_the_separator_reach_the_module(tmp_
     module_args = ["--device", "cuda", "--report", "elsewhere", "--logs", "x", str(argv_file)]
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "VLP_BENCH_LAUNCHED_AT": "1.0"}
     subprocess.run(
-        [sys.executable, "-m", "vlp.workloads.bench.worker_entry", "--report", str(tmp_path / "report"), "--", "tiny_loop", *module_args],
+        [sys.executable, "-m", "vlp.benchmarks.worker_entry", "--report", str(tmp_path / "report"), "--", "tiny_loop", *module_args],
         check=True, env=env, cwd=tmp_path,
     )
     assert json.loads(argv_file.read_text()) == module_args
@@ -46,7 +46,7 @@ def test_steps_are_timed_and_arguments_after_the_separator_reach_the_module(tmp_
 def test_cpu_time_includes_live_children():
     import time
 
-    from vlp.workloads.bench.step_clock import tree_cpu_seconds
+    from vlp.benchmarks.step_clock import tree_cpu_seconds
 
     child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
     try:
@@ -59,7 +59,7 @@ def test_cpu_time_includes_live_children():
 
 
 def test_usage_without_separator_fails(tmp_path):
-    from vlp.workloads.bench.worker_entry import main
+    from vlp.benchmarks.worker_entry import main
 
     with pytest.raises(SystemExit, match="usage"):
         main(["--report", str(tmp_path), "tiny_loop"])
@@ -70,7 +70,7 @@ def test_open_clip_compat_drops_end_of_shard_markers_and_cpu_device_ids(tmp_path
     import torch
     import torch.distributed as dist
 
-    from vlp.workloads.bench.worker_entry import open_clip_compat
+    from vlp.benchmarks.worker_entry import open_clip_compat
 
     # Registered first, so the originals come back after the test.
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", torch.nn.parallel.DistributedDataParallel)

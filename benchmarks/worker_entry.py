@@ -1,6 +1,6 @@
-"""Run a training module under the step clock: `python -m vlp.workloads.bench.worker_entry --report DIR -- MODULE ARGS…`.
+"""Run a training module under the step clock: `python -m vlp.benchmarks.worker_entry --report DIR -- MODULE ARGS…`.
 
-torchrun starts this in place of the module (`-m vlp.workloads.bench.worker_entry … open_clip_train.main …`);
+torchrun starts this in place of the module (`-m vlp.benchmarks.worker_entry … open_clip_train.main …`);
 it runs the module as `__main__`, then writes `DIR/rank-<RANK>.json` with when each optimizer step finished,
 the wall-clock time of the first step (start-up is measured from `VLP_BENCH_LAUNCHED_AT`, set by the launcher)
 and peak memory. Both trainers under comparison go through exactly this.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vlp.workloads.bench.step_clock import StepClock, peak_memory_mb
+from vlp.benchmarks.step_clock import StepClock, peak_memory_mb
 
 LAUNCHED_AT_ENV = "VLP_BENCH_LAUNCHED_AT"
 

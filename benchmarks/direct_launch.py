@@ -1,6 +1,6 @@
 """The orchestration benchmark's baseline: what a researcher's launch script does, as its own fresh process.
 
-`python -m vlp.workloads.bench.direct_launch --spec-json FILE --train-uri URI --home DIR` opens an MLflow run,
+`python -m vlp.benchmarks.direct_launch --spec-json FILE --train-uri URI --home DIR` opens an MLflow run,
 stores the spec where the workers read it, and starts the training module under torchrun in the spec's own
 shape: one `torchrun --standalone` for one node; for `nodes` > 1, one torchrun agent per node meeting at a c10d
 rendezvous on 127.0.0.1 (as TorchX's local scheduler does). No pipeline, no TorchX, no steps.

@@ -9,9 +9,9 @@ import os
 import time
 from pathlib import Path
 
-from vlp.workloads.bench.loopback_s3 import loopback_s3
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, summarize
+from vlp.benchmarks.loopback import loopback_s3
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, ratio, summarize
 
 def run_checkpoint_transfer(workdir: Path, size_mb: int = 128, repeats: int = 3) -> BenchReport:
     from vlp.platform.storage.s3 import MULTIPART_CONNECTIONS, MULTIPART_PART_BYTES, S3Storage, make_client, multipart_config

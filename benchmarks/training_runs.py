@@ -1,7 +1,7 @@
 """Launch one training run of vlp or of open_clip_train under torchrun, on the same shards and settings, and
 measure it with the step clock (see worker_entry.py).
 
-Both run as `torchrun --standalone --nproc_per_node P -m vlp.workloads.bench.worker_entry … -- MODULE …` with the
+Both run as `torchrun --standalone --nproc_per_node P -m vlp.benchmarks.worker_entry … -- MODULE …` with the
 same intra-op thread count per process (OMP_NUM_THREADS; VLP_THREADS_PER_PROC for vlp, as the pipeline sets it).
 Each run starts fresh (a new MLflow run for vlp, a new log directory for open_clip), so nothing resumes.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from vlp.platform.errors import VlpUserError
-from vlp.workloads.bench.pairs_dataset import brace_pattern, shard_paths
-from vlp.workloads.bench.stats import cpu_rate, steady_rate
-from vlp.workloads.bench.worker_entry import LAUNCHED_AT_ENV
+from vlp.benchmarks.pairs_dataset import brace_pattern, shard_paths
+from vlp.benchmarks.stats import cpu_rate, steady_rate
+from vlp.benchmarks.worker_entry import LAUNCHED_AT_ENV
 
 BIN = Path(sys.executable).parent
 OPEN_CLIP_PRECISION = {"fp32": "fp32", "bf16": "amp_bf16"}
@@ -183,7 +183,7 @@ class TrainingWorkspace:
         command = [
             str(BIN / "torchrun"), "--standalone", "--nnodes", "1", "--nproc_per_node", str(s.procs),
             # `-m --`: what follows is the module and its arguments, never torchrun's options (`--logs` would be).
-            "-m", "--", "vlp.workloads.bench.worker_entry", "--report", str(report_dir), "--device", s.device, "--sdpa", sdpa,
+            "-m", "--", "vlp.benchmarks.worker_entry", "--report", str(report_dir), "--device", s.device, "--sdpa", sdpa,
             *(["--open-clip-compat"] if open_clip_compat else []), "--", module, *module_args,
         ]
         threads = str(s.threads_per_proc)

@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset, shard_paths
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, cpu_rate, ratio, steady_rate, summarize
-from vlp.workloads.bench.step_clock import StepClock
+from vlp.benchmarks.pairs_dataset import ensure_pairs_dataset, shard_paths
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, cpu_rate, ratio, steady_rate, summarize
+from vlp.benchmarks.step_clock import StepClock
 
 TRACKERS = ("off", "mlflow", "mlflow-inline")
 
@@ -108,7 +108,7 @@ def run_tracking_overhead(workdir: Path, steps: int = 60, skip_steps: int = 10, 
     """`server`: log to an MLflow server on 127.0.0.1 (HTTP per request) instead of a SQLite file."""
     import contextlib
 
-    from vlp.workloads.bench.loopback_mlflow import loopback_mlflow
+    from vlp.benchmarks.loopback import loopback_mlflow
 
     root = Path(workdir) / ("tracking-server" if server else "tracking")
     with loopback_mlflow(root / "server") if server else contextlib.nullcontext(f"sqlite:///{root / 'mlflow.db'}") as tracking_uri:

@@ -3,7 +3,7 @@
 Both paths train the same spec on the same (already generated) shards:
 
 - `vlp run FILE --set …`: the KFP pipeline under kfp.local, each step a forked process, TorchX launching torchrun;
-- direct: a fresh `python -m vlp.workloads.bench.direct_launch` process that does what a researcher's launch script
+- direct: a fresh `python -m vlp.benchmarks.direct_launch` process that does what a researcher's launch script
   does: open the MLflow run, store the spec, start torchrun in the spec's shape (one agent per node) on the module.
 
 Evaluation and registration are switched off (`eval.*=false`, `register.enabled=false`) so that neither path
@@ -23,9 +23,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, summarize
-from vlp.workloads.bench.training_runs import BenchFailed
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, summarize
+from vlp.benchmarks.training_runs import BenchFailed
 
 BIN = Path(sys.executable).parent
 EVAL_OFF = ("eval.zeroshot=false", "eval.retrieval=false", "eval.linear_probe=false", "eval.segmentation=false",
@@ -125,7 +125,7 @@ def _direct_run(spec, train_uri: str, home: Path, env: dict, log_path: Path) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     spec_file = log_path.with_suffix(".spec.json")
     spec_file.write_text(json.dumps(spec.model_dump(mode="json", by_alias=True)))
-    command = [sys.executable, "-m", "vlp.workloads.bench.direct_launch", "--spec-json", str(spec_file),
+    command = [sys.executable, "-m", "vlp.benchmarks.direct_launch", "--spec-json", str(spec_file),
                "--train-uri", train_uri, "--home", str(home)]
     with open(log_path, "wb") as log:
         result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)

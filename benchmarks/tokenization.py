@@ -6,7 +6,7 @@ too), the second is the steady state of a long training run. Captions are either
 names in OpenAI's prompt templates, shuffled: what the fast path serves) or the same captions with an accented
 word, which takes open_clip's full cleaning in both (the shortcut must cost nothing there).
 
-Run: `python -m vlp.workloads.bench.tokenization [--preset ViT-B-32] [--hf-tokenizer DIR] [--captions 4000]`.
+Run: `python -m vlp.benchmarks.tokenization [--preset ViT-B-32] [--hf-tokenizer DIR] [--captions 4000]`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import random
 import time
 from typing import Any
 
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, summarize
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, ratio, summarize
 
 BATCH_SIZE = 256
 SYSTEMS = ("open_clip", "vlp")

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, summarize
-from vlp.workloads.bench.training_runs import BenchFailed
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, summarize
+from vlp.benchmarks.training_runs import BenchFailed
 
 BIN = Path(sys.executable).parent
 HELP_TARGET_SECONDS = 0.3

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, summarize
-from vlp.workloads.bench.training_runs import TrainingSetup, TrainingWorkspace
+from vlp.benchmarks.pairs_dataset import ensure_pairs_dataset
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, ratio, summarize
+from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
 
 @dataclass(frozen=True)

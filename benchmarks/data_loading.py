@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset, shard_paths
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, summarize
+from vlp.benchmarks.pairs_dataset import ensure_pairs_dataset, shard_paths
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, ratio, summarize
 
 BATCH_SIZE = 250
 
@@ -154,7 +154,7 @@ def _storage_places(workdir: Path, data: Path, local: list[str], s3: bool):
     if not s3:
         yield {"local": local}
         return
-    from vlp.workloads.bench.loopback_s3 import loopback_s3, upload_directory
+    from vlp.benchmarks.loopback import loopback_s3, upload_directory
 
     with loopback_s3(workdir / "s3") as bucket:
         yield {"local": local, "s3": [uri for uri in upload_directory(data, f"{bucket}/pairs") if uri.endswith(".tar")]}

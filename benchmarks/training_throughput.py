@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vlp.workloads.bench.flops import mfu, peak_tflops, training_flops_per_sample
-from vlp.workloads.bench.pairs_dataset import ensure_pairs_dataset
-from vlp.workloads.bench.report import BenchReport, Column
-from vlp.workloads.bench.stats import alternating, ratio, summarize
-from vlp.workloads.bench.training_runs import TrainingSetup, TrainingWorkspace
+from vlp.benchmarks.flops import mfu, peak_tflops, training_flops_per_sample
+from vlp.benchmarks.pairs_dataset import ensure_pairs_dataset
+from vlp.benchmarks.report import BenchReport, Column
+from vlp.benchmarks.stats import alternating, ratio, summarize
+from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
 SYSTEMS = ("vlp", "open_clip")
 
@@ -93,7 +93,7 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
     }
     report.notes = [
         f"steady state: samples/s between the end of step {setup.skip_steps} and the last of {setup.steps} steps, "
-        "timed by the same optimizer-step hook in both trainers (vlp.workloads.bench.worker_entry); samples/CPU-s divides "
+        "timed by the same optimizer-step hook in both trainers (vlp.benchmarks.worker_entry); samples/CPU-s divides "
         "by the CPU time of every training process and loader worker over the same steps, which other load barely changes",
         "open_clip_train runs with two compatibility fixes that do not change its computation (worker_entry.open_clip_compat)",
         f"FLOPs per sample (forward + backward, counted on the meta device): {flops_per_sample / 1e9:.3f} GFLOP",
