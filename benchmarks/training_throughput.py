@@ -1,6 +1,6 @@
-"""Benchmark 1: training throughput and peak memory of vlp's pretraining against open_clip_train, same model
-config, shards, image preprocessing and training augmentation (RandomResizedCrop, scale (0.9, 1.0)), global batch,
-precision, process count and threads, runs alternating (vlp, open_clip, vlp, …)."""
+"""Benchmark 1: training throughput and peak memory of vlp's pretraining (DDP and FSDP) against open_clip_train,
+same model config, shards, image preprocessing and training augmentation (RandomResizedCrop, scale (0.9, 1.0)),
+global batch, precision, process count and threads, runs alternating (vlp, vlp fsdp, open_clip, vlp, …)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from vlp.benchmarks.report import BenchReport, Column
 from vlp.benchmarks.stats import alternating, ratio, summarize
 from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
-SYSTEMS = ("vlp", "open_clip")
+SYSTEMS = ("vlp", "vlp-fsdp", "open_clip")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
 
     report = BenchReport(
         name="training",
-        title=f"Training throughput: vlp vs open_clip_train ({setup.preset}, batch {setup.batch_size}, "
+        title=f"Training throughput: vlp (DDP, FSDP) vs open_clip_train ({setup.preset}, batch {setup.batch_size}, "
               f"{setup.procs} procs × {setup.threads_per_proc} threads, {setup.precision}, {setup.device})",
         settings={**setup.__dict__, "repeats": repeats, "dataset": str(data), "dataset_samples": samples,
                   "source_images": asdict(images), "augment": "RandomResizedCrop scale (0.9, 1.0), both",
@@ -64,7 +64,12 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
     )
     by_system: dict[str, list] = {system: [] for system in SYSTEMS}
     for repeat, system in alternating(SYSTEMS, repeats):
-        measurement = workspace.run_vlp("default", repeat) if system == "vlp" else workspace.run_open_clip("default", repeat)
+        if system == "open_clip":
+            measurement = workspace.run_open_clip("default", repeat)
+        else:
+            parallelism = "fsdp" if system == "vlp-fsdp" else "ddp"
+            measurement = workspace.run_vlp(parallelism, repeat, [f"train.parallelism={parallelism}"])
+            measurement.system = system
         by_system[system].append(measurement)
         report.runs.append(measurement.as_dict())
         if on_run is not None:
@@ -88,7 +93,9 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
     report.summary = {
         "vlp_over_open_clip": ratio(vlp_rate, open_clip_rate),
         "vlp_over_open_clip_per_cpu_second": ratio(by_row["vlp"]["samples_per_cpu_second"], by_row["open_clip"]["samples_per_cpu_second"]),
+        "vlp_fsdp_over_open_clip": ratio(by_row["vlp-fsdp"]["samples_per_second"], open_clip_rate),
         "vlp_samples_per_second": vlp_rate,
+        "vlp_fsdp_samples_per_second": by_row["vlp-fsdp"]["samples_per_second"],
         "open_clip_samples_per_second": open_clip_rate,
     }
     report.notes = [

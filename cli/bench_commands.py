@@ -166,6 +166,21 @@ def checkpoint_transfer(
     _finish(run_checkpoint_transfer(out / "work", size_mb, repeats), out, json_output)
 
 
+@app.command("memory")
+def memory(
+    preset: str = typer.Option("ViT-B-32", "--preset", help="Model preset (vlp preset or open_clip config name)."),
+    procs: list[int] = typer.Option([1, 2], "--procs", min=1, help="Process counts to measure (repeat the option)."),
+    budget_gib: float = typer.Option(24.0, "--budget-gib", min=0.1, help="Memory per process for the largest-model estimate."),
+    out: Path = _out_option(),
+    json_output: bool = _json_option(),
+) -> None:
+    """Training state per process (parameters, gradients, AdamW state) under DDP and FSDP, measured on CPU gloo
+    processes, and the largest open_clip model whose state fits the budget (an estimate without activations)."""
+    from vlp.benchmarks.sharded_memory import run_sharded_memory
+
+    _finish(run_sharded_memory(preset, sorted(set(procs)), budget_gib), out, json_output)
+
+
 def _print_training_run(measurement) -> None:
     rate = "failed" if measurement.samples_per_second is None else (
         f"{measurement.samples_per_second:.0f} samples/s, {measurement.samples_per_cpu_second or 0:.0f} samples/CPU-s")
