@@ -10,15 +10,19 @@ STAMP="$VENV/.vlp-installed"
 # Never put the repository root on sys.path implicitly (`platform/` would shadow the standard library).
 export PYTHONSAFEPATH=1
 
+# The dependency set is requirements.lock (every package pinned with its hashes), the same set the image is built
+# from (Containerfile); vlp itself goes in editable on top, without touching the pins. After changing
+# pyproject.toml, regenerate the lock with the command written at its top.
 ensure_venv() {
   local want
-  want="$(sha256sum pyproject.toml | cut -c1-16)"
+  want="$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)"
   if [ ! -x "$VENV/bin/python" ]; then
     python3.11 -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"
   fi
   if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-    echo "installing vlp and its dependencies into $VENV (first time: a few minutes)" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "installing the locked dependencies and vlp into $VENV (first time: a few minutes)" >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
     echo "$want" > "$STAMP"
   fi
 }
