@@ -5,9 +5,6 @@ from __future__ import annotations
 import typer
 
 from vlp.cli.output import print_json, print_table
-from vlp.cli.runs_commands import SUMMARY_METRICS
-
-HEADLINE_METRIC = SUMMARY_METRICS[0]
 
 
 def print_run_list(runs: list[dict], profile_name: str, json_output: bool) -> None:
@@ -15,7 +12,7 @@ def print_run_list(runs: list[dict], profile_name: str, json_output: bool) -> No
         print_json(runs)
         return
     rows = [[run["run_id"], run["name"], run["state"], run["created"], *_mlflow_cells(run.get("mlflow"))] for run in runs]
-    print_table(f"runs on {profile_name}", ["KFP run id", "name", "state", "created", "MLflow run", "MLflow status", "zs acc1"], rows)
+    print_table(f"runs on {profile_name}", ["KFP run id", "name", "state", "created", "MLflow run", "MLflow status", "headline"], rows)
     if runs and all(run.get("mlflow") is None for run in runs):
         typer.echo("(set mlflow.external_uri in the profile to see each run's MLflow run here)")
 
@@ -65,8 +62,10 @@ def _mlflow_cells(mlflow: dict | None) -> list[str]:
         return ["", "", ""]
     if "error" in mlflow:
         return ["", "unreachable", ""]
-    value = mlflow["metrics"].get(HEADLINE_METRIC)
-    return [mlflow["run_id"] or "", mlflow["status"], "" if value is None else f"{value:.4f}"]
+    from vlp.platform.tracking.headline import describe_headline
+
+    headline = {name: mlflow["metrics"].get(name) for name in mlflow.get("headline", [])}
+    return [mlflow["run_id"] or "", mlflow["status"], describe_headline(headline)]
 
 
 def _print_mlflow(mlflow: dict | None) -> None:

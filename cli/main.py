@@ -25,8 +25,23 @@ app = typer.Typer(
     help="Experiment platform for vision-language research: one experiment file, on a laptop or on Kubernetes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vlp.cli.version import describe_version
+
+        typer.echo(describe_version())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print vlp's version (and git commit when run from a checkout) and exit.",
+                                 callback=_print_version, is_eager=True),
+) -> None:
+    """Experiment platform for vision-language research: one experiment file, on a laptop or on Kubernetes."""
 app.command("run")(run_command.run)
 app.command("submit")(submit_command.submit)
 app.command("compile")(compile_command.compile_pipeline)

@@ -12,13 +12,14 @@ def list_models(json_output: bool = typer.Option(False, "--json", help="Print JS
     """Registered models, their versions, aliases and headline metrics."""
     from vlp.cli.output import print_json, print_table
     from vlp.platform.registry.queries import model_versions
+    from vlp.platform.tracking.headline import describe_headline
 
     versions = model_versions()
     if json_output:
         print_json(versions)
         return
-    rows = [[v["name"], v["version"], ",".join(v["aliases"]), v["run_id"], v["metrics"].get("zeroshot/shapes/acc1", "")] for v in versions]
-    print_table("models", ["name", "version", "aliases", "run id", "zs acc1"], rows)
+    rows = [[v["name"], v["version"], ",".join(v["aliases"]), v["run_id"], describe_headline(v["headline"])] for v in versions]
+    print_table("models", ["name", "version", "aliases", "run id", "headline"], rows)
 
 
 @app.command("history")

@@ -9,8 +9,6 @@ app = typer.Typer(help="List and inspect runs: local ones, or a cluster's with -
 
 PROFILE_HELP = "Cluster profile: show KFP runs there (default: `local`, the MLflow store on this machine)."
 
-SUMMARY_METRICS = ("zeroshot/shapes/acc1", "retrieval/shapes/image_retrieval_recall_at_1")
-
 
 @app.command("list")
 def list_runs(
@@ -28,14 +26,15 @@ def list_runs(
         print_run_list(list_cluster_runs(cluster, limit, experiment), cluster.name, json_output)
         return
     from vlp.cli.output import print_json, print_table
+    from vlp.platform.tracking.headline import describe_headline
     from vlp.platform.tracking.queries import recent_runs
 
     runs = recent_runs(experiment, limit)
     if json_output:
         print_json(runs)
         return
-    rows = [[r["run_id"], r["experiment"], r["status"], r["started"], *(_fmt(r["metrics"].get(m)) for m in SUMMARY_METRICS)] for r in runs]
-    print_table("runs", ["run id", "experiment", "status", "started", "zs acc1", "img R@1"], rows)
+    rows = [[r["run_id"], r["experiment"], r["status"], r["started"], describe_headline(r["headline"])] for r in runs]
+    print_table("runs", ["run id", "experiment", "status", "started", "headline"], rows)
 
 
 @app.command("show")
@@ -72,6 +71,34 @@ def show_run(
     typer.echo(f"{details['run_id']}  {details['experiment']}  {details['status']}  started {details['started']}")
     print_table("metrics", ["metric", "value"], [[k, _fmt(v)] for k, v in sorted(details["metrics"].items())])
     print_table("params", ["param", "value"], [[k, v] for k, v in sorted(details["params"].items())])
+
+
+@app.command("compare")
+def compare(
+    run_ids: list[str] = typer.Argument(..., metavar="RUN...", help="Two or more MLflow run ids."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON."),
+    plot: str = typer.Option(None, "--plot", help="Where to write the curves (PNG); default: under the state directory."),
+) -> None:
+    """Runs side by side: params that differ, metrics, training curves as one PNG, and the MLflow UI compare link."""
+    import hashlib
+    from pathlib import Path
+
+    from vlp.cli.output import print_json, print_table
+    from vlp.platform.state import vlp_home
+    from vlp.platform.tracking.compare import compare_runs
+
+    default_plot = vlp_home() / "compare" / f"{hashlib.sha256(' '.join(run_ids).encode()).hexdigest()[:12]}.png"
+    document = compare_runs(run_ids, plot_path=Path(plot) if plot else default_plot)
+    if json_output:
+        print_json(document)
+        return
+    columns = [run["name"] or run["run_id"][:8] for run in document["runs"]]
+    ids = [run["run_id"] for run in document["runs"]]
+    print_table("params that differ", ["param", *columns], [[name, *(values[i] for i in ids)] for name, values in document["params"].items()])
+    print_table("metrics", ["metric", *columns], [[name, *(_fmt(values[i]) for i in ids)] for name, values in document["metrics"].items()])
+    if "plot" in document:
+        typer.echo(f"curves: {document['plot']}")
+    typer.echo(f"compare in the UI: {document['ui']}")
 
 
 @app.command("attach")

@@ -16,7 +16,6 @@ from typing import Callable
 from vlp.platform.backends.kfp_cluster import TERMINAL_STATES, KfpCluster
 from vlp.platform.cluster_profile import ClusterProfile
 
-HEADLINE_METRIC_PREFIXES = ("zeroshot/", "retrieval/")
 # KFP runs each step's code in the pod's "main" container.
 STEP_CONTAINER = "main"
 
@@ -94,8 +93,10 @@ def mlflow_run_for_key(profile: ClusterProfile, run_key: str | None) -> dict | N
     except Exception as err:  # a missing MLflow must not hide the KFP state
         first_line = (str(err).strip().splitlines() or [""])[0][:200]
         return {"error": f"MLflow at {uri}: {type(err).__name__}: {first_line}"}
-    metrics = {key: value for key, value in run.data.metrics.items() if key.startswith(HEADLINE_METRIC_PREFIXES)}
-    return {"run_id": run.info.run_id, "status": run.info.status, "metrics": metrics}
+    from vlp.platform.tracking.headline import headline_names
+
+    return {"run_id": run.info.run_id, "status": run.info.status, "metrics": dict(run.data.metrics),
+            "headline": headline_names(run.data.tags)}
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ SQLITE_PREFIX = "sqlite:///"
 
 
 def prepare_tracking_store(tracking_uri: str) -> None:
-    """Create the SQLite store if it is new; a no-op for tracking servers."""
+    """Create the SQLite store if it is new (quietly: MLflow logs each migration at INFO); a no-op for tracking servers."""
     if not tracking_uri.startswith(SQLITE_PREFIX):
         return
     path = Path(tracking_uri[len(SQLITE_PREFIX):].split("?", 1)[0])
@@ -22,8 +22,12 @@ def prepare_tracking_store(tracking_uri: str) -> None:
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            import logging
+
             from mlflow.tracking import MlflowClient
 
+            for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             MlflowClient(tracking_uri=tracking_uri).search_experiments(max_results=1)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 
 from vlp.platform.errors import VlpUserError
-from vlp.platform.tracking.runs import client
+from vlp.platform.tracking.headline import headline_values
+from vlp.platform.tracking.runs import client, store_exists
 
 
 def _started(run) -> str:
@@ -19,11 +20,16 @@ def _summary(run, experiment_names: dict[str, str]) -> dict:
         "status": run.info.status,
         "started": _started(run),
         "metrics": dict(run.data.metrics),
+        "headline": headline_values(run.data.tags, run.data.metrics),
         "tags": {key: value for key, value in run.data.tags.items() if key.startswith("vlp.")},
     }
 
 
 def recent_runs(experiment: str | None = None, limit: int = 20) -> list[dict]:
+    if not store_exists():
+        if experiment is not None:
+            raise VlpUserError(f"--experiment {experiment!r}: no such experiment (no runs yet on this machine)")
+        return []
     mlflow_client = client()
     experiments = mlflow_client.search_experiments()
     names = {e.experiment_id: e.name for e in experiments}
@@ -39,6 +45,8 @@ def recent_runs(experiment: str | None = None, limit: int = 20) -> list[dict]:
 def run_details(run_id: str) -> dict:
     from mlflow.exceptions import MlflowException
 
+    if not store_exists():
+        raise VlpUserError(f"run {run_id!r} does not exist (no runs yet on this machine; see `vlp runs list`)")
     mlflow_client = client()
     try:
         run = mlflow_client.get_run(run_id)

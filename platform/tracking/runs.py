@@ -14,6 +14,17 @@ def client(tracking_uri: str | None = None):
     return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
 
 
+def store_exists(tracking_uri: str | None = None) -> bool:
+    """False for a local SQLite store that was never created: read-only commands answer "nothing" from that
+    instead of creating the database (and printing MLflow's table-creation logs)."""
+    from pathlib import Path
+
+    uri = tracking_uri or default_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return True
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0]).exists()
+
+
 def ensure_experiment(name: str, tracking_uri: str | None = None) -> str:
     mlflow_client = client(tracking_uri)
     experiment = mlflow_client.get_experiment_by_name(name)
