@@ -38,8 +38,9 @@ class TrainSection(Section):
     fused_optimizer: bool = True
     """AdamW's fused implementation (one kernel over all parameters; on CPU ~3× faster per optimizer step than the
     per-tensor-list `foreach` one, see docs/performance.md); `false` uses `foreach`."""
-    compile: bool = False
-    """Compile the model with `torch.compile` (the first steps pay for compilation; worth it for long GPU runs)."""
+    compile: bool | None = None
+    """Compile the model with `torch.compile` (the first steps pay for compilation). Unset: on for CUDA runs long
+    enough to earn it back (see vlp.workloads.train.device_path), off on CPU."""
     accum_steps: int = Field(1, ge=1, le=4096)
     """Split each process's share of `batch_size` into this many micro-batches (for batches that do not fit in
     memory at once); the optimizer still steps once per `batch_size` samples. Contrastive losses see the whole

@@ -23,6 +23,7 @@ from vlp.workloads.train.accumulation import GradientAccumulation, check_accumul
 from vlp.workloads.train.activation_checkpointing import enable_activation_checkpointing
 from vlp.workloads.train.checkpoint import Checkpointer, restore_rng_state, rng_state
 from vlp.workloads.train.device_metrics import DeviceMetrics
+from vlp.workloads.train.device_path import choose_device_path
 from vlp.workloads.train.distributed import gather_objects, init_distributed, sum_across_ranks
 from vlp.workloads.train.optim import build_optimizer, build_schedule
 from vlp.workloads.train.parallelism import parallelize
@@ -59,13 +60,15 @@ class PretrainTrainer:
         check_accumulable(built.model, train.accum_steps)
         if train.grad_checkpointing:
             enable_activation_checkpointing(built.model)
-        self.model = built.model.to(self.dist.device)
+        # GPU-only choices (pinned batches, channels_last, compile when it pays); on CPU all stay as the spec says.
+        self.device_path = choose_device_path(self.dist.device, train, built.model)
+        self.model = built.model.to(self.dist.device, memory_format=self.device_path.memory_format)
         # DDP wraps the model; FSDP shards it in place, so it comes before the optimizer is built on its parameters.
         self.parallel = parallelize(self.model, train.parallelism, self.dist.world_size, train.precision)
         self.sharded = train.parallelism == "fsdp" and self.dist.world_size > 1
         # Compiling the DDP module lets torch split the graph at DDP's gradient buckets; `self.model` stays the
         # unwrapped module, so checkpoints keep their keys.
-        self.step_model = torch.compile(self.parallel.module) if train.compile else self.parallel.module
+        self.step_model = torch.compile(self.parallel.module) if self.device_path.compile else self.parallel.module
         # The objective holds no parameters (they are in the model, under DDP), only state such as NLIP's mixture.
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
@@ -73,7 +76,7 @@ class PretrainTrainer:
         decode = ImageTextDecoder(ImageTransform(built.preprocess, spec.data.augment, exact=False))
         self.loader = make_train_loader(
             inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
-            max_bad_samples=spec.data.max_bad_samples, pin_memory=self.dist.device.type == "cuda",
+            max_bad_samples=spec.data.max_bad_samples, pin_memory=self.device_path.pin_memory,
         )
         self.checkpointer = Checkpointer(self.layout.checkpoints)
         self.tracker: Tracker = inputs.tracker_factory() if self.dist.is_main else NullTracker()
@@ -100,7 +103,8 @@ class PretrainTrainer:
         for images, texts in self.loader:
             if self._should_stop(step, started):
                 break
-            loss = self._step(images.to(self.dist.device, non_blocking=True), texts.to(self.dist.device, non_blocking=True))
+            images = images.to(self.dist.device, non_blocking=True, memory_format=self.device_path.memory_format)
+            loss = self._step(images, texts.to(self.dist.device, non_blocking=True))
             running_loss += loss.detach()
             step += 1
             window_steps += 1
