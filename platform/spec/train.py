@@ -50,9 +50,9 @@ class TrainSection(Section):
     statistics depend on the micro-batch, are refused)."""
     parallelism: Literal["ddp", "fsdp"] = "ddp"
     """`ddp`: every process holds the whole model and optimizer state; `fsdp`: FSDP2 shards parameters, gradients and
-    optimizer state over the processes (per transformer block and per tower; bf16 parameters with fp32 gradient
-    reduction when `precision` is `bf16`), checkpoints are written sharded by every process and restore at any
-    world size."""
+    optimizer state over the processes (per transformer block and per tower, or as one group for models that tie
+    layers across towers; bf16 parameters with fp32 gradient reduction when `precision` is `bf16`), checkpoints are
+    written sharded by every process and restore at any world size and under either parallelism."""
     grad_checkpointing: bool = False
     """Recompute transformer activations in the backward pass instead of storing them: less memory, more compute
     (for batches that do not fit otherwise; open_clip's ResNet image tower does not support it and is left as is)."""
