@@ -32,8 +32,8 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE_URI_ENV = "VLP_WORKSPACE_URI"
 WORKSPACE_SHA256_ENV = "VLP_WORKSPACE_WHEEL_SHA256"
 LOCAL_LABEL_PREFIX = "ws."
-# What a wheel of vlp is built from (pyproject's package-dir folders and the files setuptools reads).
-SHIPPED_ROOTS = ("cli/", "platform/", "pipelines/", "workloads/", "pyproject.toml", "README.md")
+# Besides pyproject's package-dir folders, the files setuptools reads to build the wheel.
+BUILD_FILES = ("pyproject.toml", "README.md")
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,18 @@ class ShippedWorkspace:
         return {"uri": self.uri, "content_sha256": self.content_sha256, "wheel_sha256": self.wheel_sha256, "git_commit": self.git_commit, "dirty": self.dirty}
 
 
+def shipped_roots(root: Path) -> tuple[str, ...]:
+    """What a wheel of vlp is built from: the folders pyproject maps to packages, and the build files."""
+    import tomllib
+
+    package_dirs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return (*sorted({f"{folder}/" for folder in package_dirs.values()}), *BUILD_FILES)
+
+
 def workspace_files(root: Path) -> list[str]:
     """The checkout's files that make up vlp: tracked and untracked-but-not-ignored, as they are on disk."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *SHIPPED_ROOTS],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *shipped_roots(root)],
         cwd=root, capture_output=True, check=True,
     ).stdout.decode().split("\0")
     return sorted({name for name in listed if name and (root / name).is_file() and "__pycache__" not in name})
@@ -70,7 +78,7 @@ def content_sha256(root: Path, files: list[str]) -> str:
 def git_state(root: Path) -> tuple[str, bool]:
     """(HEAD commit, whether the shipped files differ from it)."""
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip() or "unknown"
-    status = subprocess.run(["git", "status", "--porcelain", "--", *SHIPPED_ROOTS], cwd=root, capture_output=True, text=True).stdout
+    status = subprocess.run(["git", "status", "--porcelain", "--", *shipped_roots(root)], cwd=root, capture_output=True, text=True).stdout
     return commit, bool(status.strip())
 
 

@@ -195,8 +195,11 @@ def test_show_links_the_mlflow_run(write_profiles, kfp_server, tmp_path):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow = MlflowClient(tracking_uri=tracking)
     experiment = mlflow.create_experiment("quickstart", artifact_location=(tmp_path / "artifacts").as_uri())
-    run = mlflow.create_run(experiment, tags={"vlp.run_key": "k" * 32})
-    mlflow.log_metric(run.info.run_id, "zeroshot/shapes/acc1", 0.91)
+    from vlp.platform.tracking.headline import headline_tag
+
+    # The run names its headline metric (the experiment's `headline:`), which `vlp runs list` shows.
+    run = mlflow.create_run(experiment, tags={"vlp.run_key": "k" * 32, **headline_tag(["zeroshot/eval/acc1"])})
+    mlflow.log_metric(run.info.run_id, "zeroshot/eval/acc1", 0.91)
     run_id = kfp_server.add_run("quickstart-kkkkkkkk", json.dumps({"run_key": "k" * 32}))
     write_profiles(profile_document(kfp={**BASE_PROFILE["kfp"], "host": kfp_server.url},
                                     mlflow={**BASE_PROFILE["mlflow"], "external_uri": tracking}))
@@ -204,6 +207,6 @@ def test_show_links_the_mlflow_run(write_profiles, kfp_server, tmp_path):
     assert code == 0, err
     details = json.loads(out)
     assert details["mlflow"]["run_id"] == run.info.run_id
-    assert details["mlflow"]["metrics"] == {"zeroshot/shapes/acc1": pytest.approx(0.91)}
+    assert details["mlflow"]["metrics"] == {"zeroshot/eval/acc1": pytest.approx(0.91)}
     code, out, _ = run_vlp("runs", "list", "--profile", "gpu")
     assert code == 0 and run.info.run_id in out and "0.9100" in out

@@ -18,7 +18,9 @@ def _dry_run(tmp_path, *args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
-        (("--set", "data.source=shards", "--set", "data.train=/home/me/shards", "--set", "data.eval=s3://vlp-data/eval"), ("data.train: /home/me/shards", "pods of profile gpu")),
+        (("--set", "data.source=shards", "--set", "data.train=/home/me/shards", "--set", "data.eval=s3://vlp-data/eval",
+          "--set", "register.gates=[]", "--set", "headline=[]"),
+         ("data.train: /home/me/shards", "pods of profile gpu")),
         (("--set", "storage_root=/tmp/vlp-local-root"), ("storage_root: /tmp/vlp-local-root", "the profile's storage_root")),
         (("--set", "model.init_from=./checkpoints/last.pt"), ("model.init_from: ./checkpoints/last.pt",)),
         (("--set", "train.batch_size=100", "--set", "resources.nodes=3"), ("train.batch_size 100", "3 training processes")),
