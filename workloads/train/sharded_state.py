@@ -35,9 +35,10 @@ def save_sharded(model: torch.nn.Module, optimizer: torch.optim.Optimizer, folde
     with tempfile.TemporaryDirectory(prefix="vlp-shards-") as staging:
         dcp.save({"model": model_state, "optimizer": optimizer_state}, storage_writer=dcp.FileSystemWriter(staging))
         for path in sorted(Path(staging).iterdir()):
-            data = path.read_bytes()
-            storage.write_bytes(join(folder_uri, path.name), data)
-            written[path.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            storage.upload_file(path, join(folder_uri, path.name))
+            written[path.name] = {"size": path.stat().st_size, "sha256": digest}
     # Also the barrier: no process returns (and process 0 writes no manifest) before every shard is uploaded.
     return {name: entry for per_process in gather_objects(written) for name, entry in per_process.items()}
 
