@@ -33,6 +33,8 @@ class ParallelModel:
     module: torch.nn.Module
     """What the step calls: the DDP wrapper, the FSDP-sharded model itself, or the plain model on one process."""
     no_sync: Callable[[], ContextManager]
+    sharded: bool = False
+    """FSDP over more than one process: state dicts are per-process shards (checkpoints go through DCP)."""
     replicated: list[torch.nn.Parameter] = field(default_factory=list)
     """Parameters FSDP leaves whole on every process (scalars such as the logit scale, which it cannot shard):
     `average_replicated_gradients` averages their gradients after the backward passes of a step."""
@@ -100,7 +102,7 @@ def parallelize(model: torch.nn.Module, parallelism: str, world_size: int, preci
         finally:
             model.set_requires_gradient_sync(True)
 
-    return ParallelModel(model, no_sync, replicated)
+    return ParallelModel(model, no_sync, sharded=True, replicated=replicated)
 
 
 def local_tensor(tensor: torch.Tensor) -> torch.Tensor:

@@ -65,7 +65,6 @@ class PretrainTrainer:
         self.model = built.model.to(self.dist.device, memory_format=self.device_path.memory_format)
         # DDP wraps the model; FSDP shards it in place, so it comes before the optimizer is built on its parameters.
         self.parallel = parallelize(self.model, train.parallelism, self.dist.world_size, train.precision)
-        self.sharded = train.parallelism == "fsdp" and self.dist.world_size > 1
         # Compiling the DDP module lets torch split the graph at DDP's gradient buckets; `self.model` stays the
         # unwrapped module, so checkpoints keep their keys.
         self.step_model = torch.compile(self.parallel.module) if self.device_path.compile else self.parallel.module
@@ -178,7 +177,7 @@ class PretrainTrainer:
         self.saved_step = step
         name = per_rank[0]["name"]
         shards = None
-        if self.sharded:
+        if self.parallel.sharded:
             # Every rank writes its shards; the weights are also gathered whole on rank 0 for evaluation and export.
             shards = save_sharded(self.model, self.optimizer, self.checkpointer.folder(name))
             model_state = full_model_state(self.model)
@@ -190,7 +189,7 @@ class PretrainTrainer:
             "step": step,
             "model": model_state,
             # Sharded: the optimizer state lives in the shards only.
-            "optimizer": {} if self.sharded else self.optimizer.state_dict(),
+            "optimizer": {} if self.parallel.sharded else self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "model_cfg": json.dumps(self.model_cfg),
             "objective": self.loss.state_dict(),
@@ -217,7 +216,7 @@ class PretrainTrainer:
                 load_sharded(self.model, self.optimizer, restored.shards)
             finally:
                 shutil.rmtree(restored.shards, ignore_errors=True)
-        elif self.sharded:
+        elif self.parallel.sharded:
             load_unsharded(self.model, self.optimizer, state["model"], state["optimizer"])
         else:
             self.model.load_state_dict(state["model"])
