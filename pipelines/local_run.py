@@ -38,12 +38,23 @@ class RunOutcome:
     model: dict[str, str] | None = None
     error: str = ""
     experiment_id: str | None = None
+    logs: str | None = None
+    """The folder holding each step's log (`<step>.log`) and kfp.local's (`pipeline.log`)."""
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "status": self.status, "metrics": self.metrics, "model": self.model, "error": self.error}
+        document = {"run_id": self.run_id, "status": self.status, "metrics": self.metrics, "model": self.model, "error": self.error}
+        if self.logs:
+            document["logs"] = self.logs
+        return document
 
 
-def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = False) -> RunOutcome:
+def log_dir(run_key: str) -> Path:
+    """Where `vlp run` writes the step logs of one submission (also logged to its MLflow run under `logs/`)."""
+    return vlp_home() / "logs" / run_key
+
+
+def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = False, step_logs=None) -> RunOutcome:
+    """`step_logs` (StepLogs): each step's output in its own file, uploaded to the run's `logs/` artifacts at the end."""
     from vlp.pipelines.workload_pipelines import build_pipeline_for, pipeline_arguments
     from vlp.platform.launch.ownership import OWNER_PIDS_ENV, owner_entry
 
@@ -51,8 +62,25 @@ def run_experiment(spec: ExperimentSpec, runtime: RuntimeContext, quiet: bool = 
     os.environ[OWNER_PIDS_ENV] = owner_entry(os.getpid())
     pipeline = build_pipeline_for(spec.workload, runtime.image)
     arguments = pipeline_arguments(spec, runtime)
-    run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet, tracking_uri=runtime.tracking_uri)
-    return read_outcome(runtime.tracking_uri, runtime.run_key)
+    from vlp.platform.tracking.system_metrics import system_metrics_while_running
+
+    with system_metrics_while_running(runtime.tracking_uri, runtime.run_key):
+        run_pipeline_locally(pipeline, arguments, vlp_home() / "kfp-local", quiet=quiet, tracking_uri=runtime.tracking_uri, step_logs=step_logs)
+    outcome = read_outcome(runtime.tracking_uri, runtime.run_key)
+    if step_logs is not None:
+        outcome.logs = str(step_logs.directory)
+        if outcome.run_id is not None:
+            _upload_logs(runtime.tracking_uri, outcome.run_id, step_logs.directory)
+    return outcome
+
+
+def _upload_logs(tracking_uri: str, run_id: str, directory: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=tracking_uri).log_artifacts(run_id, str(directory), "logs")
+    except Exception as err:  # the run's record stands without its logs; they stay on disk
+        logging.getLogger(__name__).warning("could not upload the step logs to run %s: %s", run_id, err)
 
 
 def read_outcome(tracking_uri: str, run_key: str) -> RunOutcome:
@@ -241,3 +269,94 @@ def follow_detached(run_id: str, out=sys.stdout, poll: float = 0.5) -> tuple[str
         outcome.error = (f"the background process (pid {detached.pid}) is gone and the run never finished: "
                          f"continue it with `vlp run --resume {run_id}`")
     return client(tracking_uri).get_experiment(run.info.experiment_id).name, outcome
+
+
+@dataclass
+class SweepOutcome:
+    parent_run_id: str
+    metric: str
+    goal: str
+    trials: list[dict]
+    """Per trial: number, values, run_id, status, metric value (None when not logged), logs."""
+    best_run_id: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_sweep(spec: ExperimentSpec, runtime: RuntimeContext, on_trial=None) -> SweepOutcome:
+    """The sweep's trials as local pipelines, `sweep.parallelism` at a time (each in a process of its own), under
+    one parent MLflow run: each trial's run is its child, the best one is tagged `vlp.sweep.best`, and the table
+    of trials is printed by the caller and logged on the parent (`sweep/table.md`, metric `<metric>` per trial)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from vlp.platform.spec.loading import trial_specs
+    from vlp.platform.tracking.runs import client, finish_run, start_run
+    from vlp.platform.tracking.story import run_description
+
+    sweep = spec.sweep
+    trials = trial_specs(spec)
+    tags = {"vlp.sweep": "parent", "vlp.team": spec.team, "vlp.spec_hash": spec.spec_hash(), "mlflow.note.content": run_description(spec),
+            "mlflow.source.name": f"vlp run {spec.name}", "mlflow.source.git.commit": runtime.git_commit}
+    params = {"sweep.method": sweep.method, "sweep.metric": sweep.metric, "sweep.goal": sweep.goal, "sweep.trials": str(len(trials)),
+              "sweep.parallelism": str(sweep.parallelism), **{f"sweep.parameters.{path}": json.dumps(d.model_dump(exclude_none=True))
+                                                                 for path, d in sweep.parameters.items()}}
+    parent = start_run(spec.name, f"{spec.name}-sweep-{runtime.run_key[:8]}", tags, params, runtime.tracking_uri)
+    mlflow_client = client(runtime.tracking_uri)
+    results: list[dict] = []
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=sweep.parallelism, mp_context=context) as pool:
+        futures = {}
+        for number, (values, trial) in enumerate(trials, 1):
+            trial_runtime = runtime.model_copy(update={"run_key": uuid.uuid4().hex})
+            futures[pool.submit(_run_trial, trial.model_dump_json(by_alias=True), trial_runtime.model_dump_json())] = (number, values)
+        for future in as_completed(futures):
+            number, values = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as err:  # a trial whose process died: recorded, the others go on
+                outcome = {"run_id": None, "status": "FAILED", "metrics": {}, "error": f"{type(err).__name__}: {err}"}
+            if outcome["run_id"]:
+                mlflow_client.set_tag(outcome["run_id"], "mlflow.parentRunId", parent)
+                mlflow_client.set_tag(outcome["run_id"], "vlp.sweep.trial", str(number))
+            row = {"number": number, "values": values, "run_id": outcome["run_id"], "status": outcome["status"],
+                   "value": outcome["metrics"].get(sweep.metric), "logs": outcome.get("logs"), "error": outcome.get("error", "")}
+            results.append(row)
+            if row["value"] is not None:
+                mlflow_client.log_metric(parent, sweep.metric, row["value"], step=number)
+            if on_trial is not None:
+                on_trial(row, len(trials))
+    results.sort(key=lambda row: row["number"])
+    scored = [row for row in results if row["value"] is not None and row["status"] == "FINISHED"]
+    best = (max if sweep.goal == "maximize" else min)(scored, key=lambda row: row["value"]) if scored else None
+    if best is not None:
+        mlflow_client.set_tag(best["run_id"], "vlp.sweep.best", "true")
+        mlflow_client.set_tag(parent, "vlp.sweep.best_run", best["run_id"])
+        mlflow_client.log_metric(parent, f"best/{sweep.metric}", best["value"])
+    mlflow_client.log_text(parent, sweep_table(results, sweep.metric, best), "sweep/table.md")
+    finish_run(parent, "FINISHED" if all(row["status"] == "FINISHED" for row in results) else "FAILED", runtime.tracking_uri)
+    return SweepOutcome(parent, sweep.metric, sweep.goal, results, best["run_id"] if best else None)
+
+
+def sweep_table(rows: list[dict], metric: str, best: dict | None) -> str:
+    """Markdown: one row per trial, its values, status and metric; the best one marked."""
+    paths = list(rows[0]["values"]) if rows else []
+    lines = [f"| trial | {' | '.join(paths)} | status | {metric} | run |", "|" + "---|" * (len(paths) + 4)]
+    for row in rows:
+        value = "-" if row["value"] is None else f"{row['value']:.4f}"
+        mark = " (best)" if best is not None and row is best else ""
+        lines.append(f"| {row['number']}{mark} | {' | '.join(str(row['values'][path]) for path in paths)} | {row['status']} | {value} | {row['run_id'] or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _run_trial(spec_json: str, runtime_json: str) -> dict:
+    """In a forked worker: one trial's pipeline, its steps' output in its own log folder."""
+    from vlp.platform.backends.forked_steps import _fresh_database_connections
+    from vlp.platform.backends.step_logs import StepLogs
+
+    _fresh_database_connections()  # the SQLite connections of the parent stay its own
+    spec = ExperimentSpec.model_validate_json(spec_json)
+    runtime = RuntimeContext.model_validate_json(runtime_json)
+    outcome = run_experiment(spec, runtime, quiet=True, step_logs=StepLogs(log_dir(runtime.run_key)))
+    return outcome.as_dict()

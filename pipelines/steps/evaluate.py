@@ -27,10 +27,18 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eva
     with tempfile.TemporaryDirectory() as scratch:
         output = run_suite(built, source, spec.eval, spec.registration.model_name, plot_dir=Path(scratch), dataset_name=dataset, pretrained=checkpoint_uri)
         write_results(output.results, RunLayout(storage_root(spec, runtime), run_id).results)
-        flat = log_to_mlflow(client(runtime.tracking_uri), run_id, output.results, output.plots)
+        flat = log_to_mlflow(client(runtime.tracking_uri), run_id, output.results, output.plots, step=checkpoint_step(checkpoint_uri))
     if spec.model.arch == "coca" and spec.model.coca.eval_captions:
         log_generated_captions(built, source, spec.model.coca, client(runtime.tracking_uri), run_id)
     return json.dumps(flat)
+
+
+def checkpoint_step(checkpoint_uri: str) -> int:
+    """The training step a checkpoint was saved at (its name says it), so the metrics line up with training's."""
+    from vlp.workloads.train.checkpoint import CHECKPOINT_NAME
+
+    match = CHECKPOINT_NAME.search(checkpoint_uri)
+    return int(match.group(1)) if match else 0
 
 
 def log_generated_captions(built, source, coca, mlflow_client, run_id: str) -> None:

@@ -26,6 +26,8 @@ class PreparedData(NamedTuple):
 
 
 def run(spec_json: str, runtime_json: str, run_id: str) -> PreparedData:
+    from vlp.platform.tracking.datasets import log_datasets
+
     spec, runtime = decode(spec_json, runtime_json)
     if spec.data.source == "shards":
         from vlp.workloads.data.shards import list_shards
@@ -34,6 +36,7 @@ def run(spec_json: str, runtime_json: str, run_id: str) -> PreparedData:
         eval_uri = spec.data.eval or ""
         if eval_uri:
             list_shards(eval_uri)
+        log_datasets(client(runtime.tracking_uri), run_id, {"train": spec.data.train, "eval": eval_uri})
         return PreparedData(spec.data.train, eval_uri)
 
     from vlp.workloads.data.shapes import ShapesParams
@@ -63,6 +66,7 @@ def run(spec_json: str, runtime_json: str, run_id: str) -> PreparedData:
         mlflow_client.log_metric(run_id, key, value)
     mlflow_client.set_tag(run_id, "vlp.data.train", train_uri)
     mlflow_client.set_tag(run_id, "vlp.data.eval", eval_uri)
+    log_datasets(mlflow_client, run_id, {"train": train_uri, "eval": eval_uri})
     return PreparedData(train_uri, eval_uri)
 
 

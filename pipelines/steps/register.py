@@ -32,8 +32,26 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, met
     version = str(info.registered_model_version)
     if access is not None:
         share_registered_model(access, spec.registration.model_name, spec.team)
+    metrics = json.loads(metrics_json)
     tag_version(
-        spec.registration.model_name, version, json.loads(metrics_json), list(spec.registration.gates),
+        spec.registration.model_name, version, metrics, list(spec.registration.gates),
         spec.spec_hash(), runtime.git_commit, CANDIDATE_ALIAS, runtime.tracking_uri,
     )
+    describe_version(spec, version, run_id, state, metrics, runtime.tracking_uri)
     return f"{spec.registration.model_name}:{version}"
+
+
+def describe_version(spec, version: str, run_id: str, state: dict, metrics: dict[str, float], tracking_uri: str) -> None:
+    """The version's description is its model card; its headline tag lets `vlp models list` show what matters."""
+    from vlp.platform.registry.gates import check_gates
+    from vlp.platform.tracking.headline import headline_tag
+    from vlp.platform.tracking.runs import client
+    from vlp.platform.tracking.story import model_card
+
+    name = spec.registration.model_name
+    parameters = sum(tensor.numel() for tensor in state["model"].values() if hasattr(tensor, "numel"))
+    card = model_card(spec, name, version, run_id, parameters, metrics, check_gates(list(spec.registration.gates), metrics))
+    mlflow_client = client(tracking_uri)
+    mlflow_client.update_model_version(name, version, description=card)
+    for key, value in headline_tag(spec.headline_metrics()).items():
+        mlflow_client.set_model_version_tag(name, version, key, value)

@@ -7,6 +7,8 @@ import json
 from vlp.pipelines.steps.context import decode, storage_root
 from vlp.platform.layout import RunLayout
 from vlp.platform.storage import open_storage
+from vlp.platform.tracking.headline import headline_tag
+from vlp.platform.tracking.story import run_description
 from vlp.platform.tracking.runs import ensure_experiment, find_run_by_key, reopen_run, start_run
 
 
@@ -20,7 +22,14 @@ def run(spec_json: str, runtime_json: str) -> str:
         "vlp.run_key": runtime.run_key,
         "vlp.scheduler": runtime.scheduler,
         "mlflow.source.git.commit": runtime.git_commit,
+        "mlflow.source.name": f"vlp run {spec.name}" if runtime.scheduler == "local_cwd" else f"vlp submit {spec.name}",
+        "mlflow.source.type": "LOCAL" if runtime.scheduler == "local_cwd" else "JOB",
+        "mlflow.note.content": run_description(spec),
+        **headline_tag(spec.headline_metrics()),
     }
+    user = _user()
+    if user:
+        tags["mlflow.user"] = user
     if runtime.workspace is not None:
         # Enough to reproduce the run from its record: the exact code it ran, and whether that was HEAD.
         tags.update({
@@ -37,6 +46,17 @@ def run(spec_json: str, runtime_json: str) -> str:
     layout = RunLayout(storage_root(spec, runtime), run_id)
     open_storage(layout.spec).write_bytes(layout.spec, json.dumps(json.loads(spec_json), indent=2).encode())
     return run_id
+
+
+def _user() -> str:
+    import getpass
+
+    from vlp.platform.teams import current_user
+
+    try:
+        return current_user() or getpass.getuser()
+    except (KeyError, OSError):
+        return ""
 
 
 def _join_team_experiment(spec, tracking_uri: str) -> None:

@@ -30,8 +30,9 @@ INTERRUPTED_STEP_GRACE_SECONDS = 30.0
 
 
 @contextlib.contextmanager
-def forked_steps(tracking_uri: str | None = None) -> Iterator[None]:
-    """While active, kfp.local's SubprocessRunner runs each step in a fork of this process."""
+def forked_steps(tracking_uri: str | None = None, step_logs=None) -> Iterator[None]:
+    """While active, kfp.local's SubprocessRunner runs each step in a fork of this process. `step_logs`
+    (vlp.platform.backends.step_logs.StepLogs): each step's output goes to its log file instead of stdout."""
     import importlib
 
     from kfp.local import subprocess_task_handler
@@ -49,7 +50,7 @@ def forked_steps(tracking_uri: str | None = None) -> Iterator[None]:
         executor_args = _executor_args(full_command)
         if executor_args is None:
             return original(full_command=full_command, env_vars=env_vars)
-        return run_in_fork(*executor_args, env_vars=env_vars or {})
+        return run_in_fork(*executor_args, env_vars=env_vars or {}, step_logs=step_logs)
 
     subprocess_task_handler.run_local_subprocess = run
     try:
@@ -67,8 +68,14 @@ def _executor_args(full_command: list[str]) -> tuple[str, list[str]] | None:
     return full_command[3], list(full_command[4:])
 
 
-def run_in_fork(source: str, executor_args: list[str], env_vars: dict[str, str]) -> int:
-    """Runs kfp's executor on `source` in a child process; prints its output as kfp.local does; returns its exit code."""
+def run_in_fork(source: str, executor_args: list[str], env_vars: dict[str, str], step_logs=None) -> int:
+    """Runs kfp's executor on `source` in a child process; returns its exit code. Its output goes to the step's
+    log file with `step_logs`, else it is printed as kfp.local does."""
+    record = None
+    if step_logs is not None:
+        from vlp.platform.backends.step_logs import step_name
+
+        record = step_logs.start(step_name(executor_args))
     with tempfile.TemporaryDirectory(prefix="vlp-step-") as program_dir:
         module_path = os.path.join(program_dir, "ephemeral_component.py")
         with open(module_path, "w") as handle:
@@ -83,15 +90,32 @@ def run_in_fork(source: str, executor_args: list[str], env_vars: dict[str, str])
         os.close(write_end)
         try:
             with os.fdopen(read_end, "r", errors="replace") as output:
-                for line in output:
-                    print(line, end="")
+                if record is None:
+                    for line in output:
+                        print(line, end="")
+                    print("\n")
+                else:
+                    _copy_to_log(output, record.log, step_logs.echo)
         except KeyboardInterrupt:
             # Ctrl-C reached the step too; give it time to cancel its job before this process goes.
             _wait_briefly(pid, INTERRUPTED_STEP_GRACE_SECONDS)
+            if record is not None:
+                step_logs.finish(record, 130)
             raise
-        print("\n")
         _, wait_status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(wait_status)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if record is not None:
+            step_logs.finish(record, code)
+        return code
+
+
+def _copy_to_log(output, log_path, echo) -> None:
+    with open(log_path, "a", buffering=1) as log:
+        for line in output:
+            log.write(line)
+            if echo is not None:
+                echo.write(line)
+                echo.flush()
 
 
 def _wait_briefly(pid: int, seconds: float) -> None:

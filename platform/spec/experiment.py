@@ -16,6 +16,7 @@ from vlp.platform.spec.model import ModelSection
 from vlp.platform.spec.objective import ObjectiveSection
 from vlp.platform.spec.registration import GATE_PATTERN, RegisterSection
 from vlp.platform.spec.resources import ResourcesSection
+from vlp.platform.spec.sweep import SweepSection
 from vlp.platform.spec.train import TrainSection
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -50,6 +51,8 @@ class ExperimentSpec(Section):
     """The domain-generalization study, when `workload: dg` (the `dg:` section)."""
     registration: RegisterSection = Field(RegisterSection(), alias="register")
     """Registration in the MLflow model registry (the `register:` section)."""
+    sweep: SweepSection | None = None
+    """Run the experiment as trials over some of its fields (the `sweep:` section); `vlp run` only."""
     headline: tuple[str, ...] = ()
     """Metrics that sum a run up in `vlp run`'s summary, `vlp runs list` and `vlp models list`, such as
     `zeroshot/shapes/acc1`; default: the metrics the gates name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,39 @@ def spec_from_dict(document: dict[str, Any], overrides=(), source: str = "experi
     except ValidationError as err:
         raise SpecError(f"{source}: {describe_validation_error(err)}") from None
     check_metric_names(spec, source)
+    if spec.sweep is not None:
+        trial_specs(spec, source)
     return spec
+
+
+def trial_specs(spec: ExperimentSpec, source: str = "experiment") -> list[tuple[dict, ExperimentSpec]]:
+    """The sweep's trials: (field values, the experiment without `sweep:` with those values set). A swept path
+    that names no field, or a value a field refuses, is a SpecError naming it."""
+    document = spec.model_dump(mode="json", by_alias=True, exclude={"sweep"})
+    for path in spec.sweep.parameters:
+        if not _names_a_field(ExperimentSpec, path.split(".")):
+            raise SpecError(f"{source}: sweep.parameters.{path}: no such field in the experiment (fields are paths such as train.lr)")
+    trials = []
+    for number, assignment in enumerate(spec.sweep.assignments(), 1):
+        overrides = [f"{path}={json.dumps(value)}" for path, value in assignment.items()]
+        try:
+            trials.append((assignment, spec_from_dict(document, overrides, source=f"{source}: sweep trial {number}")))
+        except SpecError as err:
+            raise SpecError(str(err)) from None
+    return trials
+
+
+def _names_a_field(model, parts: list[str]) -> bool:
+    from pydantic import BaseModel
+
+    fields = {field.alias or name: field for name, field in model.model_fields.items()} | dict(model.model_fields)
+    field = fields.get(parts[0])
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return True
+    nested = [kind for kind in getattr(field.annotation, "__args__", (field.annotation,)) if isinstance(kind, type) and issubclass(kind, BaseModel)]
+    return any(_names_a_field(kind, parts[1:]) for kind in nested)
 
 
 def check_metric_names(spec: ExperimentSpec, source: str = "experiment") -> None:
@@ -72,6 +105,8 @@ def check_metric_names(spec: ExperimentSpec, source: str = "experiment") -> None
     patterns = known_metric_patterns(spec)
     named = [("register.gates", GATE_PATTERN.match(gate)["metric"]) for gate in spec.registration.gates]
     named += [("headline", metric) for metric in spec.headline]
+    if spec.sweep is not None:
+        named.append(("sweep.metric", spec.sweep.metric))
     for field, metric in named:
         if unknown_metric(metric, patterns):
             raise SpecError(f"{source}: {field}: {metric!r} is not a metric this experiment's evaluation logs "

@@ -89,7 +89,7 @@ def test_a_crash_leaves_the_run_running_and_resume_finishes_it_in_the_same_run(r
     outcome = json.loads(second.stdout)
     assert outcome["run_id"] == resumed["run_id"] and outcome["status"] == "FINISHED"
     assert outcome["model"]["name"] == MODEL
-    assert "resumed from checkpoint at step" in second.stderr
+    assert "resumed from checkpoint at step" in (Path(outcome["logs"]) / "pretrain.log").read_text()
     context, client = authed(resumed)
     with context:
         run = client.get_run(resumed["run_id"])

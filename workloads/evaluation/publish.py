@@ -83,15 +83,16 @@ def write_results(results: list[dict], results_uri: str) -> list[str]:
     return written
 
 
-def log_to_mlflow(mlflow_client, run_id: str, results: list[dict], plots: list[Path]) -> dict[str, float]:
-    """Metrics (flat names), each result JSON under `results/` and each figure under `plots/`; returns the metrics."""
+def log_to_mlflow(mlflow_client, run_id: str, results: list[dict], plots: list[Path], step: int = 0) -> dict[str, float]:
+    """Metrics (flat names) at `step` (the training step of the weights measured), each result JSON under `results/`
+    and each figure under `plots/`; returns the metrics."""
     import time
 
     from mlflow.entities import Metric
 
     flat = flat_metrics(results)
     timestamp = int(time.time() * 1000)
-    items = [Metric(key, value, timestamp, 0) for key, value in flat.items()]
+    items = [Metric(key, value, timestamp, step) for key, value in flat.items()]
     for start in range(0, len(items), 500):
         mlflow_client.log_batch(run_id, metrics=items[start : start + 500])
     for result in results:

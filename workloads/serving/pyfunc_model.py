@@ -17,12 +17,51 @@ from typing import Any
 import mlflow.pyfunc
 
 OPEN_CLIP_ARTIFACT = "open_clip"
+# What the pyfunc imports when it loads and predicts, pinned to the versions it was logged with; vlp's own
+# code travels with the model (`code_paths`), so nothing has to serve a `vlp` distribution.
+RUNTIME_DISTRIBUTIONS = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "pillow", "pydantic", "pyyaml", "safetensors", "mlflow")
+INPUT_EXAMPLE_TEXT = "a photo of a dog"
+
+
+def pinned_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in RUNTIME_DISTRIBUTIONS:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pinned
+
+
+def signature():
+    """Inputs: `text` and/or `image` (encoded PNG/JPEG bytes), each optional per model call; output: `embedding`."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, Schema
+
+    inputs = Schema([ColSpec("string", "text", required=False), ColSpec("binary", "image", required=False)])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(Array("float"), "embedding")]))
+
+
+def _vlp_code(scratch: Path) -> str:
+    """A `vlp` folder holding the packages the pyfunc imports (vlp.platform and vlp.workloads), without caches."""
+    import shutil
+
+    import vlp.platform
+    import vlp.workloads
+
+    root = scratch / "code" / "vlp"
+    for package in (vlp.platform, vlp.workloads):
+        shutil.copytree(list(package.__path__)[0], root / package.__name__.rsplit(".", 1)[1], ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return str(root)
 
 
 def log_embedder(state: dict[str, Any], registered_model_name: str):
     """Log the pyfunc with its files into the active MLflow run and register it; returns mlflow's ModelInfo."""
     import io
 
+    import pandas as pd
     import torch
 
     from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
@@ -42,8 +81,9 @@ def log_embedder(state: dict[str, Any], registered_model_name: str):
                 (folder / name).write_bytes(content)
             artifacts[OPEN_CLIP_ARTIFACT] = str(folder)
         return mlflow.pyfunc.log_model(
-            name="model", python_model=ClipEmbedder(), artifacts=artifacts,
-            registered_model_name=registered_model_name, pip_requirements=["vlp"],
+            name="model", python_model=ClipEmbedder(), artifacts=artifacts, code_paths=[_vlp_code(Path(scratch))],
+            registered_model_name=registered_model_name, pip_requirements=pinned_requirements(),
+            signature=signature(), input_example=pd.DataFrame({"text": [INPUT_EXAMPLE_TEXT]}),
         )
 
 
@@ -69,7 +109,7 @@ class ClipEmbedder(mlflow.pyfunc.PythonModel):
         with torch.no_grad():
             for _, row in model_input.iterrows():
                 image = row.get("image") if "image" in model_input.columns else None
-                if image is not None and not (isinstance(image, float)):
+                if image is not None and not isinstance(image, float):
                     pixels = transform(bytes(image))
                     vector = self.built.model.encode_image(pixels[None])
                 else:
