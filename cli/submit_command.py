@@ -34,6 +34,11 @@ def submit(
     from vlp.platform.preflight import check_experiment
 
     check_experiment(spec, cluster)
+    if not dry_run and cluster.mlflow.external_uri:
+        # The start-run step checks again in the cluster with the pod's login; this refuses before anything is submitted.
+        from vlp.platform.tracking.permissions import check_team_access
+
+        check_team_access(spec, cluster.mlflow.external_uri)
     drift = check_image_lock(cluster, allow_drift)
     if drift:
         typer.echo(f"vlp: warning: {drift}", err=True)
