@@ -40,4 +40,27 @@ def log_datasets(mlflow_client, run_id: str, datasets: dict[str, str]) -> None:
                           source=json.dumps({"uri": uri}), profile=json.dumps(profile, default=str) if profile else None)
         inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
     if inputs:
-        mlflow_client.log_inputs(run_id, datasets=inputs)
+        _log_inputs(mlflow_client, run_id, inputs)
+
+
+def _log_inputs(mlflow_client, run_id: str, inputs: list, attempts: int = 4) -> None:
+    """MLflow's store adds a dataset to the experiment with a check-then-insert: two runs logging the same dataset
+    at once (a sweep's trials) make one of them fail on the unique key. Tried again it finds the row made; the
+    record of the inputs never fails the step."""
+    import logging
+    import random
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow_client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as err:
+            if "IntegrityError" not in str(err) and err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            if attempt == attempts - 1:
+                logging.getLogger(__name__).warning("run %s: the dataset inputs were not recorded (%s)", run_id, str(err).splitlines()[0][:200])
+                return
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
