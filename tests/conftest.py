@@ -16,6 +16,36 @@ from services import TEST_CREDENTIALS, VLP, start_mlflow, start_moto  # noqa: E4
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def mlflow_uris_restored():
+    """`mlflow.set_tracking_uri`/`set_registry_uri` are process-wide, win over MLFLOW_TRACKING_URI and also write it
+    into os.environ: left set by one test, later tests' clients (mlflow.register_model, load_model) talk to that
+    test's server. Restored after each test that imported mlflow."""
+    saved_env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = mlflow_global_uris()
+    yield
+    if "mlflow" not in sys.modules or mlflow_global_uris() == saved:
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(saved[0])
+    mlflow.set_registry_uri(saved[1])
+    for name, value in saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def mlflow_global_uris() -> tuple[str | None, str | None]:
+    if "mlflow" not in sys.modules:
+        return None, None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return tracking._tracking_uri, registry._registry_uri
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models on a shared 2-core machine run with one intra-op thread: with two, each op's hand-off between
