@@ -75,7 +75,8 @@ def show_run(
 
 @app.command("compare")
 def compare(
-    run_ids: list[str] = typer.Argument(..., metavar="RUN...", help="Two or more MLflow run ids."),
+    run_ids: list[str] = typer.Argument(None, metavar="RUN...", help="Two or more MLflow run ids."),
+    sweep: str = typer.Option(None, "--sweep", metavar="RUN", help="Compare the trials of this sweep (its parent run id)."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON."),
     plot: str = typer.Option(None, "--plot", help="Where to write the curves (PNG); default: under the state directory."),
 ) -> None:
@@ -85,8 +86,15 @@ def compare(
 
     from vlp.cli.output import print_json, print_table
     from vlp.platform.state import vlp_home
-    from vlp.platform.tracking.compare import compare_runs
+    from vlp.platform.tracking.compare import compare_runs, sweep_trials
 
+    if sweep is not None:
+        if run_ids:
+            from vlp.platform.errors import VlpUserError
+
+            raise VlpUserError("runs compare: give run ids or --sweep RUN, not both")
+        run_ids = sweep_trials(sweep)
+    run_ids = list(run_ids or [])
     default_plot = vlp_home() / "compare" / f"{hashlib.sha256(' '.join(run_ids).encode()).hexdigest()[:12]}.png"
     document = compare_runs(run_ids, plot_path=Path(plot) if plot else default_plot)
     if json_output:

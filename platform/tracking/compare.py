@@ -49,6 +49,23 @@ def compare_runs(run_ids: list[str], tracking_uri: str | None = None, plot_path:
     return document
 
 
+def sweep_trials(parent_run_id: str, tracking_uri: str | None = None) -> list[str]:
+    """The run ids of a sweep's trials (its parent's child runs), in trial order."""
+    from mlflow.exceptions import MlflowException
+
+    if not store_exists(tracking_uri):
+        raise VlpUserError(f"runs compare --sweep {parent_run_id}: no such run (no runs yet on this machine)")
+    mlflow_client = client(tracking_uri)
+    try:
+        parent = mlflow_client.get_run(parent_run_id)
+    except MlflowException:
+        raise VlpUserError(f"runs compare --sweep {parent_run_id}: no such run (see `vlp runs list`)") from None
+    if parent.data.tags.get("vlp.sweep") != "parent":
+        raise VlpUserError(f"runs compare --sweep {parent_run_id}: not a sweep's parent run (`vlp run` of an experiment with a sweep: section prints it)")
+    children = mlflow_client.search_runs([parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'", max_results=10_000)
+    return [run.info.run_id for run in sorted(children, key=lambda run: int(run.data.tags.get("vlp.sweep.trial", "0")))]
+
+
 def compare_link(tracking_uri: str | None, runs) -> str:
     """MLflow UI's compare page for these runs (served by `vlp ui` for the local store)."""
     from vlp.platform.state import default_tracking_uri

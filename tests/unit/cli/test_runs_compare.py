@@ -61,6 +61,22 @@ def test_compare_shows_what_differs_side_by_side_with_curves_and_the_ui_link(two
     assert table.returncode == 0 and "lr-0.001" in table.stdout and "0.7500" in table.stdout and "compare-runs" in table.stdout
 
 
+def test_compare_a_sweep_s_trials(two_runs):
+    from mlflow.tracking import MlflowClient
+
+    home, experiment, (first, second) = two_runs
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    parent = client.create_run(experiment, run_name="sweep", tags={"vlp.sweep": "parent"}).info.run_id
+    for number, run_id in ((2, first), (1, second)):
+        client.set_tag(run_id, "mlflow.parentRunId", parent)
+        client.set_tag(run_id, "vlp.sweep.trial", str(number))
+    result = vlp(home, "runs", "compare", "--sweep", parent, "--json")
+    assert result.returncode == 0, result.stderr
+    assert [run["run_id"] for run in json.loads(result.stdout)["runs"]] == [second, first]
+    not_a_sweep = vlp(home, "runs", "compare", "--sweep", first)
+    assert not_a_sweep.returncode == 2 and "not a sweep's parent run" in not_a_sweep.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("f" * 32,), "give two or more run ids"),
     (("{first}", "f" * 32), f"run '{'f' * 32}' does not exist"),
