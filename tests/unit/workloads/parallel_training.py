@@ -99,6 +99,7 @@ def everything_on_two_processes(rank: int, roots: dict, shards: list[str], steps
         "ddp": train(rank, roots["ddp"], shards, "ddp", steps, 2),
         "fsdp": train(rank, roots["fsdp"], shards, "fsdp", steps, 2),
         "fsdp_accumulating": train(rank, roots["fsdp_accumulating"], shards, "fsdp", steps, 2, accum_steps=4),
+        "ddp_accumulating": train(rank, roots["ddp_accumulating"], shards, "ddp", steps, 2, accum_steps=4),
         "ddp_resumed_as_fsdp": resume_elsewhere(rank, roots["ddp"], roots["ddp_resumed_as_fsdp"], shards, "fsdp", steps),
         "tied": {arch: tied_model_gradients(rank, arch) for arch in tied_archs},
         "bf16": tied_model_gradients(rank, "clip", precision="bf16"),

@@ -20,13 +20,13 @@ TIED = ["clip", "msclip", "multiway"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shapes_shards):
-    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in ("ddp", "fsdp", "fsdp_accumulating", "ddp_resumed_as_fsdp")}
+    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in ("ddp", "fsdp", "fsdp_accumulating", "ddp_accumulating", "ddp_resumed_as_fsdp")}
     per_rank = run_on_two_processes(everything_on_two_processes, roots, shapes_shards, STEPS, TIED)
     return {"roots": roots, **{key: [results[key] for results in per_rank] for key in per_rank[0]}}
 
 
-@pytest.mark.parametrize("kind", ["fsdp", "fsdp_accumulating"])
-def test_fsdp_follows_the_ddp_loss_curve(runs, kind):
+@pytest.mark.parametrize("kind", ["fsdp", "fsdp_accumulating", "ddp_accumulating"])
+def test_fsdp_and_accumulation_follow_the_ddp_loss_curve(runs, kind):
     ddp, fsdp = runs["ddp"][0]["losses"], runs[kind][0]["losses"]
     assert sorted(ddp) == list(range(1, STEPS + 1)) and ddp.keys() == fsdp.keys()
     for step in ddp:
