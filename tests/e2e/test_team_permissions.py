@@ -200,14 +200,24 @@ def test_the_outsider_cannot_run_in_the_team(server, workdir, member_run):
     path.write_text(yaml.safe_dump(EXPERIMENT))
     line = refused_in_one_line(vlp(OUTSIDER, server, workdir, "run", str(path)))
     assert "team: 'team-a'" in line and "'outsider'" in line and "team-b" in line
-    # Claiming their own team does not let them into team-a's experiment either.
-    path.write_text(yaml.safe_dump({**EXPERIMENT, "team": OTHER_TEAM}))
-    line = refused_in_one_line(vlp(OUTSIDER, server, workdir, "run", str(path)))
+    # The same check `vlp run` makes before any work (its preflight builds the model first: ~20 s a process under
+    # load), in this process: claiming their own team does not let them into team-a's experiment either,
+    line = refused_before_running(OUTSIDER, server, {**EXPERIMENT, "team": OTHER_TEAM})
     assert "experiment 'team-a-shapes' belongs to team 'team-a'" in line
-    # Nor into its registered model under an experiment of their own.
-    path.write_text(yaml.safe_dump({**EXPERIMENT, "team": OTHER_TEAM, "name": "team-b-shapes"}))
-    line = refused_in_one_line(vlp(OUTSIDER, server, workdir, "run", str(path)))
+    # nor into its registered model under an experiment of their own.
+    line = refused_before_running(OUTSIDER, server, {**EXPERIMENT, "team": OTHER_TEAM, "name": "team-b-shapes"})
     assert "registered model 'team-a-clip' belongs to team 'team-a'" in line and "EDIT" in line
+
+
+def refused_before_running(user: str, server, experiment: dict) -> str:
+    from vlp.platform.spec import spec_from_dict
+    from vlp.platform.tracking.permissions import PermissionRefused, check_team_access
+
+    with user_env(user, server), pytest.raises(PermissionRefused) as refused:
+        check_team_access(spec_from_dict(experiment, source="test"), server.url)
+    message = str(refused.value)
+    assert refused.value.exit_code == 2 and "\n" not in message, message
+    return message
 
 
 @pytest.mark.parametrize("user, missing", [(OUTSIDER, "lacks MANAGE on registered model 'team-a-clip'"),
