@@ -49,7 +49,7 @@ def training(
     out: Path = _out_option(),
     json_output: bool = _json_option(),
 ) -> None:
-    """Training samples/s and peak memory: vlp's pretraining against open_clip_train on the same shards and settings
+    """Training samples/s and peak memory: vlp's pretraining (DDP and FSDP) against open_clip_train on the same shards and settings
     (same preprocessing and training augmentation)."""
     from vlp.benchmarks.training_throughput import SourceImages, run_training_throughput
 
