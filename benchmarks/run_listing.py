@@ -1,5 +1,6 @@
 """How long `vlp runs list` and `vlp models list` take on a store with 100 runs, beside `mlflow runs list` on the
-same store: `python -m vlp.benchmarks.run_listing [--runs 100] [--repeats 5]` prints wall seconds per command
+same store, both on the local SQLite file and through an `mlflow server` over it (`vlp runs list` asks a server's
+REST API): `python -m vlp.benchmarks.run_listing [--runs 100] [--repeats 5]` prints wall seconds per command
 (median and min over the repeats, each a fresh process as a user would start it)."""
 
 from __future__ import annotations
@@ -74,10 +75,22 @@ def main(argv: list[str] | None = None) -> None:
             "python -c 'import mlflow'": [sys.executable, "-c", "import mlflow"],
         }
         print(f"store: {args.runs} runs (60 params, 71 metrics each), {args.versions} model versions; {args.repeats} fresh processes each")
-        print(f"{'command':<36} {'median s':>9} {'min s':>7}")
+        print(f"{'command':<46} {'median s':>9} {'min s':>7}")
         for name, command in commands.items():
             seconds = time_command(command, env, args.repeats)
-            print(f"{name:<36} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
+            print(f"{name + ' (SQLite)':<46} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
+        from vlp.benchmarks.loopback import free_port, start_service
+
+        port = free_port()
+        server = start_service([str(bin_dir / "mlflow"), "server", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1",
+                                "--port", str(port), "--workers", "1"], f"http://127.0.0.1:{port}", "/health", env, home / "server.log")
+        try:
+            served = {**env, "MLFLOW_TRACKING_URI": server.url}
+            for name in ("vlp runs list", "mlflow runs list"):
+                seconds = time_command(commands[name], served, args.repeats)
+                print(f"{name + ' (server, REST)':<46} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -9,37 +9,60 @@ from vlp.platform.tracking.headline import headline_values
 from vlp.platform.tracking.runs import client, store_exists
 
 
-def _started(run) -> str:
-    return datetime.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _summary(run, experiment_names: dict[str, str]) -> dict:
+def _summary(run_id: str, experiment: str, status: str, start_time_ms: int, metrics: dict[str, float], tags: dict[str, str]) -> dict:
     return {
-        "run_id": run.info.run_id,
-        "experiment": experiment_names.get(run.info.experiment_id, run.info.experiment_id),
-        "status": run.info.status,
-        "started": _started(run),
-        "metrics": dict(run.data.metrics),
-        "headline": headline_values(run.data.tags, run.data.metrics),
-        "tags": {key: value for key, value in run.data.tags.items() if key.startswith("vlp.")},
+        "run_id": run_id,
+        "experiment": experiment,
+        "status": status,
+        "started": datetime.datetime.fromtimestamp(start_time_ms / 1000).strftime("%Y-%m-%d %H:%M:%S"),
+        "metrics": metrics,
+        "headline": headline_values(tags, metrics),
+        "tags": {key: value for key, value in tags.items() if key.startswith("vlp.")},
     }
 
 
-def recent_runs(experiment: str | None = None, limit: int = 20) -> list[dict]:
-    if not store_exists():
+def _client_summary(run, experiment_names: dict[str, str]) -> dict:
+    return _summary(run.info.run_id, experiment_names.get(run.info.experiment_id, run.info.experiment_id), run.info.status,
+                    run.info.start_time, dict(run.data.metrics), dict(run.data.tags))
+
+
+def _rest_summary(run: dict, experiment_names: dict[str, str]) -> dict:
+    info, data = run["info"], run.get("data", {})
+    metrics = {metric["key"]: float(metric["value"]) for metric in data.get("metrics", [])}
+    tags = {tag["key"]: tag["value"] for tag in data.get("tags", [])}
+    return _summary(info["run_id"], experiment_names.get(info["experiment_id"], info["experiment_id"]), info["status"],
+                    int(info["start_time"]), metrics, tags)
+
+
+def recent_runs(experiment: str | None = None, limit: int = 20, tracking_uri: str | None = None) -> list[dict]:
+    """The newest runs, newest first. A tracking server is asked through its REST API (MLflow's client library
+    takes longer to import than the answer takes); a local store through MLflow's client."""
+    from vlp.platform.state import default_tracking_uri
+    from vlp.platform.tracking import rest
+
+    uri = tracking_uri or default_tracking_uri()
+    if rest.is_server(uri):
+        experiments = {e["experiment_id"]: e["name"] for e in rest.search_experiments(uri)}
+        ids = _experiment_ids(experiments, experiment)
+        return [_rest_summary(run, experiments) for run in rest.search_runs(uri, ids, limit)] if ids else []
+    if not store_exists(uri):
         if experiment is not None:
             raise VlpUserError(f"--experiment {experiment!r}: no such experiment (no runs yet on this machine)")
         return []
-    mlflow_client = client()
-    experiments = mlflow_client.search_experiments()
-    names = {e.experiment_id: e.name for e in experiments}
-    ids = [e.experiment_id for e in experiments if experiment is None or e.name == experiment]
-    if experiment is not None and not ids:
-        raise VlpUserError(f"--experiment {experiment!r}: no such experiment (see `vlp runs list`)")
+    mlflow_client = client(uri)
+    experiments = {e.experiment_id: e.name for e in mlflow_client.search_experiments()}
+    ids = _experiment_ids(experiments, experiment)
     if not ids:
         return []
     runs = mlflow_client.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"])
-    return [_summary(run, names) for run in runs]
+    return [_client_summary(run, experiments) for run in runs]
+
+
+def _experiment_ids(names: dict[str, str], experiment: str | None) -> list[str]:
+    ids = [experiment_id for experiment_id, name in names.items() if experiment is None or name == experiment]
+    if experiment is not None and not ids:
+        raise VlpUserError(f"--experiment {experiment!r}: no such experiment (see `vlp runs list`)")
+    return ids
 
 
 def run_details(run_id: str) -> dict:
@@ -53,7 +76,7 @@ def run_details(run_id: str) -> dict:
     except MlflowException:
         raise VlpUserError(f"run {run_id!r} does not exist (see `vlp runs list`)") from None
     experiment = mlflow_client.get_experiment(run.info.experiment_id)
-    details = _summary(run, {experiment.experiment_id: experiment.name})
+    details = _client_summary(run, {experiment.experiment_id: experiment.name})
     details["params"] = dict(run.data.params)
     details["artifacts"] = [item.path for item in mlflow_client.list_artifacts(run_id)]
     details["artifact_uri"] = run.info.artifact_uri
