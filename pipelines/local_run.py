@@ -225,7 +225,10 @@ def _background(spec: ExperimentSpec, runtime: RuntimeContext, claim, log_path: 
             claim.acquire()  # the same token: the lease passes from the foreground process to this one
             claim.keep_alive(lambda lost: logging.getLogger(__name__).warning("%s", lost))
         try:
-            outcome = run_experiment(spec, runtime)
+            from vlp.platform.backends.step_logs import StepLogs
+
+            # Each step's log as in the foreground, and every line in the background log that `runs attach` follows.
+            outcome = run_experiment(spec, runtime, step_logs=StepLogs(log_dir(runtime.run_key), echo=sys.stdout))
         finally:
             if claim is not None:
                 claim.release()
