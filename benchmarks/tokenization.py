@@ -6,12 +6,11 @@ too), the second is the steady state of a long training run. Captions are either
 names in OpenAI's prompt templates, shuffled: what the fast path serves) or the same captions with an accented
 word, which takes open_clip's full cleaning in both (the shortcut must cost nothing there).
 
-Run: `python -m vlp.benchmarks.tokenization [--preset ViT-B-32] [--hf-tokenizer DIR] [--captions 4000]`.
+Run: `vlp bench tokenization [--preset ViT-B-32] [--hf-tokenizer DIR] [--captions 4000]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import random
 import time
@@ -81,30 +80,14 @@ def run_tokenization(model_cfg: dict[str, Any], captions: int = 4000, repeats: i
     return report.finish()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="ViT-B-32", help="vlp preset or open_clip config name")
-    parser.add_argument("--hf-tokenizer", default="", help="a folder with an HF tokenizer, set as text_cfg.hf_tokenizer_name")
-    parser.add_argument("--clean", default="", help="text_cfg.tokenizer_kwargs.clean (lower, whitespace, canonicalize)")
-    parser.add_argument("--captions", type=int, default=4000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-
+def tokenizer_model_cfg(preset: str, hf_tokenizer: str = "", clean: str = "") -> tuple[dict[str, Any], str]:
+    """The preset's model_cfg with an optional HF tokenizer folder and cleaning, and a label for the report."""
     from vlp.workloads.models.catalog import load_model_cfg
 
-    model_cfg = load_model_cfg(args.preset)
+    model_cfg = load_model_cfg(preset)
     text_cfg = model_cfg.setdefault("text_cfg", {})
-    if args.hf_tokenizer:
-        text_cfg["hf_tokenizer_name"] = args.hf_tokenizer
-    if args.clean:
-        text_cfg["tokenizer_kwargs"] = {**(text_cfg.get("tokenizer_kwargs") or {}), "clean": args.clean}
-    label = args.preset + (f" + {args.hf_tokenizer}" if args.hf_tokenizer else "")
-    report = run_tokenization(model_cfg, args.captions, args.repeats, label)
-    print(report.title)
-    for row in report.rows:
-        print("  " + "  ".join(f"{column.header}: {column.render(row.get(column.key))}" for column in report.columns))
-    print("  " + ", ".join(f"{key} {value:.2f}×" for key, value in report.summary.items() if value is not None))
-
-
-if __name__ == "__main__":
-    main()
+    if hf_tokenizer:
+        text_cfg["hf_tokenizer_name"] = hf_tokenizer
+    if clean:
+        text_cfg["tokenizer_kwargs"] = {**(text_cfg.get("tokenizer_kwargs") or {}), "clean": clean}
+    return model_cfg, preset + (f" + {hf_tokenizer}" if hf_tokenizer else "")

@@ -181,6 +181,23 @@ def memory(
     _finish(run_sharded_memory(preset, sorted(set(procs)), budget_gib), out, json_output)
 
 
+@app.command("tokenization")
+def tokenization(
+    preset: str = typer.Option("ViT-B-32", "--preset", help="vlp preset or open_clip config name whose tokenizer to measure."),
+    hf_tokenizer: str = typer.Option("", "--hf-tokenizer", help="A folder holding an HF tokenizer, set as text_cfg.hf_tokenizer_name."),
+    clean: str = typer.Option("", "--clean", help="text_cfg.tokenizer_kwargs.clean: lower, whitespace or canonicalize."),
+    captions: int = typer.Option(4000, "--captions", min=1, help="Captions per corpus (plain and Unicode)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Repeats of each measurement (the median is reported)."),
+    out: Path = _out_option(),
+    json_output: bool = _json_option(),
+) -> None:
+    """Tokenizer time per caption: vlp's tokenizer against open_clip's (same ids), first pass and steady state."""
+    from vlp.benchmarks.tokenization import run_tokenization, tokenizer_model_cfg
+
+    model_cfg, label = tokenizer_model_cfg(preset, hf_tokenizer, clean)
+    _finish(run_tokenization(model_cfg, captions, repeats, label), out, json_output)
+
+
 def _print_training_run(measurement) -> None:
     rate = "failed" if measurement.samples_per_second is None else (
         f"{measurement.samples_per_second:.0f} samples/s, {measurement.samples_per_cpu_second or 0:.0f} samples/CPU-s")
