@@ -124,10 +124,11 @@ def vlp_stream(shard_uris: list[str], built, transform, samples: int) -> int:
 def open_clip_pipeline(shard_uris: list[str], built, transform) -> int:
     """open_clip_train's get_wds_dataset after the shard shuffle: the per-sample work is the same."""
     import webdataset as wds
-    from open_clip.tokenizer import SimpleTokenizer
+
+    from vlp.workloads.data.tokenizers import open_clip_tokenizer
 
     preprocess = transform.open_clip_transform()
-    tokenizer = SimpleTokenizer(context_length=built.model_cfg["text_cfg"].get("context_length", 77))
+    tokenizer = open_clip_tokenizer(built.model_cfg)  # what open_clip.get_tokenizer gives for the model
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(shard_uris),
         wds.tarfile_to_samples(),
