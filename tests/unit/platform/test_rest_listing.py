@@ -27,7 +27,7 @@ def test_rest_listing_equals_the_client_s_and_imports_no_mlflow(mlflow_server):
     assert queries.recent_runs(limit=2, tracking_uri=mlflow_server.url) == expected
     assert queries.recent_runs("rest-listing", 5, tracking_uri=mlflow_server.url)[2]["headline"] == {"zeroshot/pets/acc1": 0.0}
     script = ("import json, sys; from vlp.platform.tracking.queries import recent_runs; "
-              "runs = recent_runs(limit=5, tracking_uri=sys.argv[1]); print(json.dumps([len(runs), 'mlflow' in sys.modules]))")
+              "runs = recent_runs('rest-listing', 5, tracking_uri=sys.argv[1]); print(json.dumps([len(runs), 'mlflow' in sys.modules]))")
     result = subprocess.run([sys.executable, "-c", script, mlflow_server.url], capture_output=True, text=True, timeout=60)
     assert json.loads(result.stdout) == [3, False], result.stderr
 
