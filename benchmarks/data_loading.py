@@ -114,7 +114,7 @@ def vlp_stream(shard_uris: list[str], built, transform, samples: int) -> int:
 
     loader = make_train_loader(shard_uris, ImageTextDecoder(transform), built.tokenizer, BATCH_SIZE, 0, 1, 0, 0)
     count = 0
-    for images, texts in loader:
+    for images, _texts, _targets in loader:
         count += images.shape[0]
         if count >= samples:
             break

@@ -69,7 +69,7 @@ def _build_on_meta_device(spec: ExperimentSpec) -> None:
         raise
     except Exception as err:  # a shape or option the towers refuse
         raise SpecError(f"model: preset {spec.model.preset} with arch {spec.model.arch} does not build: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
-    check_accumulable(built.model, spec.train.accum_steps)
+    check_accumulable(built.model, spec.train.accum_steps, built.arch)
 
 
 def uri_fields(spec: ExperimentSpec) -> dict[str, str]:

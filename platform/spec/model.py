@@ -8,9 +8,24 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from vlp.platform.spec.base import Section
+from vlp.platform.spec.fusion import FUSION_ARCHS, MASKED_MODELING_ARCHS, FusionOptions, MaskedModelingOptions
+from vlp.platform.spec.grounding import TransVGOptions
+from vlp.platform.spec.video import VideoOptions
 
 REGISTERED_MODEL = re.compile(r"^models:/[^/@\s]+(@[A-Za-z0-9_-]+|/\d+)$")
 TRANSFORMER_ARCHS = ("msclip", "multiway")
+# Which architectures each option section applies to (one place: the validator and `compose_model_cfg` read it).
+ARCH_OPTIONS = {
+    "share": TRANSFORMER_ARCHS,
+    "coca": ("coca",),
+    "pacl": ("pacl",),
+    "fusion": FUSION_ARCHS,
+    "masked_modeling": MASKED_MODELING_ARCHS,
+    "transvg": ("transvg",),
+    "video": ("video",),
+}
+# Architectures whose weights can start from a plain clip checkpoint (their towers are CLIP's).
+STARTS_FROM_CLIP = ("pacl", "fusion", "flava", "transvg", "video")
 
 
 class GGeMOptions(Section):
@@ -110,10 +125,12 @@ class PreprocessOptions(Section):
 class ModelSection(Section):
     """The model to build. Architectures are data: `preset` names a JSON file under workloads/models/presets."""
 
-    arch: Literal["clip", "msclip", "multiway", "coca", "pacl"] = "clip"
+    arch: Literal["clip", "msclip", "multiway", "coca", "pacl", "fusion", "flava", "transvg", "video"] = "clip"
     """Architecture family: `clip` (separate towers, open_clip's CLIP), `msclip` (attention and MLP tied between the
     towers from `share.from_layer` up), `multiway` (attention tied, one FFN per modality), `coca` (contrastive +
-    captioning), `pacl` (patch-aligned contrastive learning on a CLIP backbone)."""
+    captioning), `pacl` (patch-aligned contrastive learning on a CLIP backbone), `fusion` (a multimodal encoder on
+    the towers, METER), `flava` (unimodal and multimodal encoders trained jointly), `transvg` (visual grounding:
+    a box regressed from a [REG] token), `video` (clips encoded frame by frame and combined over time)."""
     preset: str = Field("shapes-rn-tiny", pattern=r"^[A-Za-z0-9._-]+$")
     """Model preset name (a vlp preset, or an open_clip model config name such as `ViT-B-32`)."""
     pooling: Literal["cls", "mean", "ggem"] = "cls"
@@ -131,6 +148,14 @@ class ModelSection(Section):
     """CoCa settings and loss weights (only with `arch: coca`)."""
     pacl: PaclOptions = PaclOptions()
     """PACL settings (only with `arch: pacl`)."""
+    fusion: FusionOptions = FusionOptions()
+    """The multimodal encoder (only with `arch: fusion` or `arch: flava`)."""
+    masked_modeling: MaskedModelingOptions = MaskedModelingOptions()
+    """Masked language and image modeling (with `arch: fusion`, `flava`, or `multiway` for BEiT-3-style masked data modeling)."""
+    transvg: TransVGOptions = TransVGOptions()
+    """Visual grounding settings (only with `arch: transvg`)."""
+    video: VideoOptions = VideoOptions()
+    """Video settings (only with `arch: video`)."""
     preprocess: PreprocessOptions | None = None
     """Override the model's image preprocessing (normalisation, resizing), for training and evaluation alike; it is
     stored with the model (checkpoints, `open_clip_config.json`) so every later use sees the same images."""
@@ -142,20 +167,17 @@ class ModelSection(Section):
     @model_validator(mode="after")
     def _options_match_the_arch(self) -> "ModelSection":
         chosen = self.changed_fields()
-        if "share" in chosen and self.arch not in TRANSFORMER_ARCHS:
-            raise ValueError(f"model.share applies to arch msclip or multiway, not {self.arch}")
-        if "coca" in chosen and self.arch != "coca":
-            raise ValueError(f"model.coca applies to arch coca, not {self.arch}")
-        if "pacl" in chosen and self.arch != "pacl":
-            raise ValueError(f"model.pacl applies to arch pacl, not {self.arch}")
+        for options, archs in ARCH_OPTIONS.items():
+            if options in chosen and self.arch not in archs:
+                raise ValueError(f"model.{options} applies to arch {' or '.join(archs)}, not {self.arch}")
         if "ggem" in chosen and self.pooling != "ggem":
             raise ValueError("model.ggem applies only with model.pooling: ggem")
         if self.arch == "pacl" and (self.early_specialization or self.aux_adapter.enabled):
             raise ValueError("model.early_specialization and model.aux_adapter do not apply to arch pacl (its backbone is a plain CLIP)")
         if self.init_from is not None and "preset" in chosen:
             raise ValueError("set model.preset or model.init_from, not both (the weights bring their architecture)")
-        if isinstance(self.init_from, OpenClipReference) and self.arch not in ("clip", "pacl"):
-            raise ValueError(f"open_clip weights have separate towers: use them with arch clip or pacl, not {self.arch}")
+        if isinstance(self.init_from, OpenClipReference) and self.arch not in ("clip", *STARTS_FROM_CLIP):
+            raise ValueError(f"open_clip weights have separate towers: use them with arch clip, {', '.join(STARTS_FROM_CLIP)}; not {self.arch}")
         if isinstance(self.init_from, str) and self.init_from.startswith("models:") and not REGISTERED_MODEL.match(self.init_from):
             raise ValueError(f"model.init_from {self.init_from!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
         return self

@@ -75,7 +75,7 @@ def test_bad_samples_and_a_truncated_shard_are_skipped_and_counted(bad_shards, c
     loader = make_train_loader(shards(bad_shards), decoder(), tokens, BATCH, rank=0, world_size=1, seed=0, workers=0, max_bad_samples=20)
     # Read until epoch 2 has begun: epochs 0 and 1 each met the 3 bad images and the truncated shard once.
     with caplog.at_level("WARNING", logger="vlp.workloads.data.loader"):
-        for images, _ in loader:
+        for images, _, _ in loader:
             assert images.shape == (BATCH, 3, 32, 32) and torch.isfinite(images).all()
             if loader.positions[0].epoch == 2:
                 break
@@ -113,7 +113,7 @@ def test_a_resumed_stream_yields_exactly_the_batches_of_an_uninterrupted_one(bad
         resumed = loader_for(rank)
         # A checkpoint holds every consumer of the run; each rank picks its own.
         resumed.load_state_dict({**positions, **_other_rank_positions(rank, workers)}, batches_done=7)
-        for (images, texts), (expected_images, expected_texts) in zip(batches(resumed, 6), uninterrupted[7:]):
+        for (images, texts, _), (expected_images, expected_texts, _) in zip(batches(resumed, 6), uninterrupted[7:]):
             assert torch.equal(images, expected_images) and torch.equal(texts, expected_texts)
 
 

@@ -24,21 +24,24 @@ log = logging.getLogger(__name__)
 
 
 class ImageTextDecoder:
-    """Turns a raw sample into (3×H×W uint8 image, caption) with the model's training transform; `normalise` turns a
-    stacked batch of those into the model's float input (once per batch: a quarter of the memory traffic of
-    normalising each image and stacking floats)."""
+    """Turns a raw sample into (3×H×W uint8 image, caption, targets) with the model's training transform; `normalise`
+    turns a stacked batch of those into the model's float input (once per batch: a quarter of the memory traffic of
+    normalising each image and stacking floats).
+
+    This is the sample decoder of image-text pretraining (no targets). Every sample decoder has this shape:
+    `(sample, seed) -> (uint8 pixels, text, targets dict)` plus `normalise`; see sample_decoders.py."""
 
     IMAGE_KEYS = ("png", "jpg", "jpeg", "webp")
 
     def __init__(self, transform: ImageTransform):
         self.transform = transform
 
-    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> tuple[torch.Tensor, str]:
+    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> tuple[torch.Tensor, str, dict]:
         image_bytes = next((sample[ext] for ext in self.IMAGE_KEYS if ext in sample), None)
         if image_bytes is None:
             raise ValueError(f"no image field (looked for {', '.join(self.IMAGE_KEYS)}; found {', '.join(sorted(sample))})")
         caption = sample.get("txt", b"")
-        return self.transform.to_uint8(image_bytes, seed), caption.decode("utf-8") if isinstance(caption, bytes) else caption
+        return self.transform.to_uint8(image_bytes, seed), caption.decode("utf-8") if isinstance(caption, bytes) else caption, {}
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return self.transform.normalise(images)
@@ -92,7 +95,7 @@ class TrainStream(IterableDataset):
         self.start: dict[int, StreamPosition] = {}
         self.rotation = 0
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, str, StreamPosition]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, str, dict, StreamPosition]]:
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
         # The DataLoader takes batches from its workers round-robin starting at worker 0; after a resume at
@@ -111,11 +114,11 @@ class TrainStream(IterableDataset):
                 else:
                     position = StreamPosition(consumer, epoch, drawn, skipped)
                     try:
-                        image, caption = self.decode(sample, sample_seed(self.seed, position))
+                        pixels, caption, targets = self.decode(sample, sample_seed(self.seed, position))
                     except Exception as err:
                         shard, problem = sample.get("__url__", "?"), f"sample {sample.get('__key__')!r}: {type(err).__name__}: {err}"
                     else:
-                        yield image, caption, position
+                        yield pixels, caption, targets, position
                         continue
                 skipped += 1
                 bad_by_shard[shard] += 1
@@ -158,9 +161,10 @@ def _pop_random(buffer: list, rng: random.Random):
 
 def collate_with(tokenizer, normalise: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
     def collate(batch):
-        images, captions, positions = zip(*batch)
+        pixels, captions, targets, positions = zip(*batch)
+        stacked_targets = {key: torch.stack([torch.as_tensor(sample[key]) for sample in targets]) for key in targets[0]}
         # A batch comes from one consumer: its last sample's position is where that consumer stands after it.
-        return normalise(torch.stack(images)), tokenizer(list(captions)), positions[-1]
+        return normalise(torch.stack(pixels)), tokenizer(list(captions)), stacked_targets, positions[-1]
 
     return collate
 
@@ -185,11 +189,12 @@ class TrainLoader:
             pin_memory=pin_memory,
         )
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, texts, position in self.loader:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
+        """(pixels, token ids, targets) per batch; targets maps a name to a batch tensor (empty for image-text pairs)."""
+        for pixels, texts, targets, position in self.loader:
             self._last = (position.consumer, self.positions.get(position.consumer))
             self.positions[position.consumer] = position
-            yield images, texts
+            yield pixels, texts, targets
 
     def give_back_last_batch(self) -> None:
         """The last batch was fetched but not trained on (the loop stopped first): forget its position, so a

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from vlp.platform.errors import SpecError
-from vlp.platform.spec.model import ModelSection
+from vlp.platform.spec.model import ARCH_OPTIONS, STARTS_FROM_CLIP, ModelSection
 from vlp.workloads.data.image_transforms import ImagePreprocess
 from vlp.workloads.models.catalog import load_model_cfg
 from vlp.workloads.models.tying import count_parameters, count_shared_parameters
@@ -34,6 +34,10 @@ ARCHITECTURES = {
     "multiway": "vlp.workloads.models.multiway",
     "coca": "vlp.workloads.models.coca",
     "pacl": "vlp.workloads.models.pacl",
+    "fusion": "vlp.workloads.models.fusion",
+    "flava": "vlp.workloads.models.flava",
+    "transvg": "vlp.workloads.models.transvg",
+    "video": "vlp.workloads.models.video",
 }
 # SigLIP's initial temperature and bias (as in open_clip's SigLIP configs).
 SIGLIP_INIT_LOGIT_SCALE = math.log(10.0)
@@ -64,7 +68,7 @@ def build_model(section: ModelSection, contrastive: str = "infonce", tracking_ur
     weights = resolve_weights(section.init_from, tracking_uri)
     base_cfg = weights.model_cfg if weights is not None and weights.model_cfg is not None else load_model_cfg(section.preset)
     source_arch = base_cfg.get("vlp", {}).get("arch", "clip")
-    if weights is not None and source_arch != section.arch and (section.arch, source_arch) != ("pacl", "clip"):
+    if weights is not None and source_arch != section.arch and not (section.arch in STARTS_FROM_CLIP and source_arch == "clip"):
         raise SpecError(f"model.init_from: {weights.source} holds a {source_arch} model; model.arch is {section.arch}")
     built = build_model_from_cfg(compose_model_cfg(section, base_cfg, contrastive))
     if weights is not None:
@@ -99,6 +103,9 @@ def compose_model_cfg(section: ModelSection, base_cfg: dict[str, Any], contrasti
         options["coca"] = {"decoder_layers": section.coca.decoder_layers}
     if section.arch == "pacl":
         options["pacl"] = {"embedder_hidden": section.pacl.embedder_hidden, "patch_temperature": section.pacl.patch_temperature}
+    for name in ("fusion", "masked_modeling", "transvg", "video"):
+        if section.arch in ARCH_OPTIONS[name] and (name != "masked_modeling" or section.arch != "multiway" or "masked_modeling" in section.changed_fields()):
+            options[name] = getattr(section, name).model_dump(mode="json")
     open_clip_native = section.arch == "clip" and set(options) == {"arch", "pooling"} and (section.pooling == "cls" or vit)
     if not open_clip_native:
         cfg["vlp"] = options

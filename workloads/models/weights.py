@@ -133,10 +133,11 @@ def registered_weights(reference: str, tracking_uri: str | None = None) -> Weigh
 
 
 def load_weights(model: torch.nn.Module, weights: Weights, arch: str) -> None:
-    """Load into the model; a clip's weights go into a PACL model's backbone. Mismatches are one-line errors."""
+    """Load into the model; a clip's weights go into the `backbone` (a CLIP) of the architectures built on one
+    (PACL, fusion, grounding, video). Mismatches are one-line errors."""
     target = model
     keys = set(weights.state_dict or {})
-    if arch == "pacl" and not any(key.startswith("backbone.") for key in keys):
+    if hasattr(model, "backbone") and not any(key.startswith("backbone.") for key in keys):
         target = model.backbone
     if weights.open_clip_file is not None:
         from open_clip.factory import load_checkpoint

@@ -4,10 +4,15 @@
 `image_features`, `text_features`, `logit_scale` (exp'd), optional `logit_bias`; CoCa adds `caption_logits` and
 `caption_labels`, PACL adds `image_patches`. It owns no parameters (those live in the model, under DDP), only the
 noise harmonizer's state. Swap in your own objective by passing any module with this call signature to the trainer.
+
+Every objective is called as `objective(outputs, targets)`: `targets` holds the batch's supervision from the data
+(a grounding box, a class label), empty for pure image-text pretraining. Architectures with objectives of their own
+(fusion encoders, grounding, video) are built by the module ARCH_OBJECTIVES names, `build(objective, model)`.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,6 +26,12 @@ from vlp.workloads.objectives.nlip import NoiseHarmonizer
 from vlp.workloads.objectives.siglip import SigLipLoss
 
 CONTRASTIVE = {"infonce": InfoNCELoss, "siglip": SigLipLoss}
+ARCH_OBJECTIVES = {
+    "fusion": "vlp.workloads.objectives.fusion_pretraining",
+    "flava": "vlp.workloads.objectives.fusion_pretraining",
+    "transvg": "vlp.workloads.objectives.box_regression",
+    "video": "vlp.workloads.objectives.video_pretraining",
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,7 @@ class PretrainObjective(torch.nn.Module):
         """The per-sample outputs the contrastive terms compare across the whole batch (what accumulation caches)."""
         return {term.image_key for term in self.terms} | {"text_features"}
 
-    def forward(self, outputs: dict) -> torch.Tensor:
+    def forward(self, outputs: dict, targets: dict | None = None) -> torch.Tensor:
         total = self.contrastive(outputs)
         if self.caption_loss is not None:
             caption = self.caption_loss(outputs["caption_logits"], outputs["caption_labels"])
@@ -85,7 +96,9 @@ class PretrainObjective(torch.nn.Module):
         return values
 
 
-def build_objective(objective: ObjectiveSection, model: ModelSection) -> PretrainObjective:
+def build_objective(objective: ObjectiveSection, model: ModelSection) -> torch.nn.Module:
+    if model.arch in ARCH_OBJECTIVES or (model.arch == "multiway" and "masked_modeling" in model.changed_fields()):
+        return importlib.import_module(ARCH_OBJECTIVES.get(model.arch, ARCH_OBJECTIVES["fusion"])).build(objective, model)
     make = partial(CONTRASTIVE[objective.contrastive], objective.local_loss, objective.gather_with_grad)
     harmonizer = NoiseHarmonizer(**objective.nlip.model_dump()) if objective.noise == "nlip" else None
     if model.arch == "pacl":

@@ -33,10 +33,17 @@ GLOBAL_OUTPUTS = ("logit_scale", "logit_bias")
 BATCH_STATISTICS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.SyncBatchNorm)
 
 
-def check_accumulable(model: torch.nn.Module, accum_steps: int) -> None:
+# Architectures whose objectives are not the contrastive + captioning terms GradientAccumulation splits exactly.
+NOT_ACCUMULABLE = ("fusion", "flava", "transvg", "video")
+
+
+def check_accumulable(model: torch.nn.Module, accum_steps: int, arch: str = "clip") -> None:
     """Refuse accumulation where micro-batches cannot give the whole batch's gradients."""
     if accum_steps == 1:
         return
+    if arch in NOT_ACCUMULABLE:
+        raise SpecError(f"train.accum_steps {accum_steps}: not supported for model.arch {arch} (its objective has terms "
+                        "that are not split exactly over micro-batches); use train.accum_steps 1")
     normalised = next((name for name, module in model.named_modules() if isinstance(module, BATCH_STATISTICS)), None)
     if normalised is not None:
         raise SpecError(

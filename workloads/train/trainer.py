@@ -14,8 +14,8 @@ from vlp.platform.layout import RunLayout
 from vlp.platform.spec import ExperimentSpec
 from vlp.platform.storage import open_storage
 from vlp.platform.tracking.protocol import NullTracker, Tracker
-from vlp.workloads.data.image_transforms import ImageTransform
-from vlp.workloads.data.loader import ImageTextDecoder, make_train_loader
+from vlp.workloads.data.loader import make_train_loader
+from vlp.workloads.data.sample_decoders import sample_decoder
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
 from vlp.workloads.models.open_clip_export import open_clip_files_if_buildable
 from vlp.workloads.objectives.factory import build_objective
@@ -57,7 +57,7 @@ class PretrainTrainer:
         self.model_cfg = built.model_cfg
         self.parameter_count = count_parameters(built.model)
         self.shared_parameter_count = count_shared_parameters(built.model)
-        check_accumulable(built.model, train.accum_steps)
+        check_accumulable(built.model, train.accum_steps, built.arch)
         if train.grad_checkpointing:
             enable_activation_checkpointing(built.model)
         # GPU-only choices (pinned batches, channels_last, compile when it pays); on CPU all stay as the spec says.
@@ -72,9 +72,8 @@ class PretrainTrainer:
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
-        decode = ImageTextDecoder(ImageTransform(built.preprocess, spec.data.augment, exact=False))
         self.loader = make_train_loader(
-            inputs.train_shards, decode, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
+            inputs.train_shards, sample_decoder(spec, built), built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
             max_bad_samples=spec.data.max_bad_samples, pin_memory=self.device_path.pin_memory,
         )
         self.checkpointer = Checkpointer(self.layout.checkpoints)
@@ -99,11 +98,12 @@ class PretrainTrainer:
         started = time.perf_counter()
         window_started, window_steps = started, 0
         running_loss = torch.zeros((), device=self.dist.device)
-        for images, texts in self.loader:
+        for images, texts, targets in self.loader:
             if self._should_stop(step, started):
                 break
             images = images.to(self.dist.device, non_blocking=True, memory_format=self.device_path.memory_format)
-            loss = self._step(images, texts.to(self.dist.device, non_blocking=True))
+            targets = {key: value.to(self.dist.device, non_blocking=True) for key, value in targets.items()}
+            loss = self._step(images, texts.to(self.dist.device, non_blocking=True), targets)
             running_loss += loss.detach()
             step += 1
             window_steps += 1
@@ -111,7 +111,7 @@ class PretrainTrainer:
                 now = time.perf_counter()
                 self.device_metrics.push(
                     step,
-                    {"train/loss": running_loss / window_steps, "train/logit_scale": self.model.logit_scale.exp()},
+                    {"train/loss": running_loss / window_steps, **self._temperature()},
                     {
                         "train/lr": self.schedule.get_last_lr()[0],
                         "train/samples_per_second": window_steps * train.batch_size / (now - window_started),
@@ -141,21 +141,25 @@ class PretrainTrainer:
         self.tracker.close()
         return summary
 
-    def _step(self, images: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+    def _step(self, images: torch.Tensor, texts: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
         if self.accumulation is not None:
             loss = self.accumulation.forward_backward(images, texts)
         else:
             with self.autocast:
-                loss = self.loss(self.step_model(images, texts))
+                loss = self.loss(self.step_model(images, texts), targets)
             loss.backward()
         self.parallel.average_replicated_gradients()
         self.optimizer.step()
         self.schedule.step()
-        # CLIP clamps the temperature so logits stay bounded.
-        with torch.no_grad():
-            self.model.logit_scale.clamp_(0, 4.6052)
+        # CLIP clamps the temperature so logits stay bounded (models without a contrastive term have none).
+        if hasattr(self.model, "logit_scale"):
+            with torch.no_grad():
+                self.model.logit_scale.clamp_(0, 4.6052)
         return loss
+
+    def _temperature(self) -> dict[str, torch.Tensor]:
+        return {"train/logit_scale": self.model.logit_scale.exp()} if hasattr(self.model, "logit_scale") else {}
 
     def _log_ready_metrics(self, wait: bool = False) -> None:
         for logged_step, metrics in self.device_metrics.ready(wait):
