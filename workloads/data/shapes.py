@@ -30,7 +30,7 @@ from PIL import Image
 
 from vlp.platform.errors import VlpUserError
 from vlp.platform.storage import join, open_storage
-from vlp.workloads.data import shapes_render
+from vlp.workloads.data import shapes_language, shapes_render
 from vlp.workloads.data.shapes_render import COLOUR_RGB, SHAPES, STYLES
 
 COLOURS: tuple[str, ...] = tuple(COLOUR_RGB)
@@ -188,7 +188,8 @@ def render_sample(params: ShapesParams, index: int) -> dict:
     """Sample `index`: {"__key__", "png" or "jpg" (RGB), "mask.png" (L: 0 background, i+1 object i), "txt", "json"}.
 
     `json` holds shape/colour/size of the first (largest) object, the style, every object with its
-    tight [x0, y0, x1, y1) pixel box, the clean caption and whether `txt` was replaced by noise.
+    tight [x0, y0, x1, y1) pixel box, the clean caption, whether `txt` was replaced by noise, and
+    `questions` and `refexps` about the scene (see `shapes_language`).
     """
     rng = np.random.default_rng([params.seed, index])
     scene = _scene(params, rng)
@@ -201,6 +202,7 @@ def render_sample(params: ShapesParams, index: int) -> dict:
     placed = [dataclasses.replace(obj, x=obj.x + dx, y=obj.y + dy) for obj in placed] if dx or dy else placed
     image, mask, boxes = shapes_render.render(rng, params.image_size, scene.style, placed, (height, width))
     shape, colour, size = scene.objects[0]
+    questions, refexps = shapes_language.scene_language(scene.objects, boxes, params.seed, index)
     meta = {
         "shape": shape,
         "colour": colour,
@@ -211,6 +213,8 @@ def render_sample(params: ShapesParams, index: int) -> dict:
         ],
         "caption_clean": scene.caption_clean,
         "noisy": noisy_caption is not None,
+        "questions": questions,
+        "refexps": refexps,
     }
     return {
         "__key__": f"{index:08d}",
@@ -354,6 +358,7 @@ def generate_shapes(
         "shards": [shard_name(shard) for shard in range(n_shards)],
         "shard_sizes": sizes,
         "classes": {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES)},
+        "answers": list(shapes_language.ANSWERS),
         "domains": list(params.styles),
         "caption_noise_rate": params.caption_noise_rate,
         "partial_caption_rate": params.partial_caption_rate,

@@ -52,7 +52,7 @@ def test_sample_fields_and_images():
         assert (image.mode, image.size) == ("RGB", (32, 32))
         assert (mask.mode, mask.size) == ("L", (32, 32))
         meta = sample["json"]
-        assert set(meta) == {"shape", "colour", "style", "size", "objects", "caption_clean", "noisy"}
+        assert set(meta) == {"shape", "colour", "style", "size", "objects", "caption_clean", "noisy", "questions", "refexps"}
         assert 1 <= len(meta["objects"]) <= 3
         first = meta["objects"][0]
         assert (meta["shape"], meta["colour"], meta["size"]) == (first["shape"], first["colour"], first["size"])
