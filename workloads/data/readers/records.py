@@ -31,6 +31,12 @@ class EvalRecord:
     label_index: int | None = None
     """Position of the class in the source's `classnames`, where the format labels by index (CLIP_benchmark's
     `.cls`); it tells apart classes that share a name (ImageNet has two `missile`s)."""
+    questions: tuple[dict, ...] = ()
+    """Questions about the image: {"question", "answer", "kind"} (VQA-style; `answers` holds every annotator's
+    answer where the format has several, `answer` the most common one)."""
+    refexps: tuple[dict, ...] = ()
+    """Referring expressions: {"expression", "box": [x0, y0, x1, y1] in pixels of `image`, "object"} (RefCOCO-style;
+    `object` indexes `object_labels` in shapes data, names the annotation elsewhere)."""
 
     @property
     def all_captions(self) -> tuple[str, ...]:
@@ -50,6 +56,8 @@ class EvalSource:
     """Domains known up front (folder names, the manifest's); readers may also find them while reading."""
     templates: tuple[str, ...] = ()
     """Prompt templates the dataset ships (CLIP_benchmark's `zeroshot_classification_templates.txt`), `{c}` or `{}` for the class."""
+    answers: tuple[str, ...] = ()
+    """The answer vocabulary of its questions (the shapes manifest's `answers`; a VQA source's answers, sorted)."""
 
 
 def is_image(name: str) -> bool:

@@ -34,7 +34,8 @@ def open_shards(uri: str, label_field: str = "shape", domain_field: str = "style
     if not classnames:
         # No manifest and no class list: the classes are the label values that occur, in sorted order.
         classnames = tuple(sorted({record.label for record in read() if record.label is not None}))
-    return EvalSource(name=dataset_name(uri), uri=uri, format="wds", classnames=classnames, read=read, domains=domains)
+    answers = tuple(manifest.get("answers", ())) if manifest else ()
+    return EvalSource(name=dataset_name(uri), uri=uri, format="wds", classnames=classnames, read=read, domains=domains, answers=answers)
 
 
 def _manifest_domains(manifest: dict, domain_field: str) -> tuple[str, ...]:
@@ -61,6 +62,8 @@ def _record(sample: dict, label_field: str, domain_field: str, listed: tuple[str
         domain=None if meta.get(domain_field) is None else str(meta[domain_field]),
         mask=sample.get("mask.png"),
         object_labels=tuple(str(obj.get(label_field)) for obj in meta.get("objects", ())),
+        questions=tuple(meta.get("questions", ())),
+        refexps=tuple(meta.get("refexps", ())),
     )
 
 
