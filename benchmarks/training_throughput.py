@@ -14,6 +14,7 @@ from vlp.benchmarks.stats import alternating, ratio, summarize
 from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
 SYSTEMS = ("vlp", "vlp-fsdp", "open_clip")
+GPU_ONLY_SYSTEM = "vlp-cpu-decode"
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,17 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
             Column("mfu", "MFU", "{:.1%}"),
         ],
     )
-    by_system: dict[str, list] = {system: [] for system in SYSTEMS}
-    for repeat, system in alternating(SYSTEMS, repeats):
+    # On a GPU vlp decodes JPEGs there by default; the same run with decoding in the loader workers (as open_clip
+    # decodes) shows what that is worth.
+    systems = (*SYSTEMS, GPU_ONLY_SYSTEM) if setup.device == "cuda" else SYSTEMS
+    by_system: dict[str, list] = {system: [] for system in systems}
+    for repeat, system in alternating(systems, repeats):
         if system == "open_clip":
             measurement = workspace.run_open_clip("default", repeat)
         else:
             parallelism = "fsdp" if system == "vlp-fsdp" else "ddp"
-            measurement = workspace.run_vlp(parallelism, repeat, [f"train.parallelism={parallelism}"])
+            overrides = [f"train.parallelism={parallelism}"] + (["train.decode_on_device=false"] if system == GPU_ONLY_SYSTEM else [])
+            measurement = workspace.run_vlp(system, repeat, overrides)
             measurement.system = system
         by_system[system].append(measurement)
         report.runs.append(measurement.as_dict())

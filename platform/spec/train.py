@@ -41,6 +41,11 @@ class TrainSection(Section):
     compile: bool | None = None
     """Compile the model with `torch.compile` (the first steps pay for compilation). Unset: on for CUDA runs long
     enough to earn it back (see vlp.workloads.train.device_path), off on CPU."""
+    decode_on_device: bool | None = None
+    """Decode JPEG training images on the GPU in one batched nvJPEG call per batch (loader workers only read the headers
+    and draw the crops). Unset: on for CUDA runs when torchvision has nvJPEG and the augmentation is crops only (no
+    colour jitter or grey-scale), off on CPU; `true` also works on CPU (decoding then moves from the loader workers into
+    the training process)."""
     accum_steps: int = Field(1, ge=1, le=4096)
     """Split each process's share of `batch_size` into this many micro-batches (for batches that do not fit in
     memory at once); the optimizer still steps once per `batch_size` samples. Contrastive losses see the whole

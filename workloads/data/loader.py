@@ -159,12 +159,18 @@ def _pop_random(buffer: list, rng: random.Random):
     return buffer.pop()
 
 
-def collate_with(tokenizer, normalise: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+def collate_with(tokenizer, decode) -> Callable:
+    """Stacks a batch. A decoder with a `batch(pixels, targets)` method assembles its pixels itself (the device
+    decoding path hands encoded images over); otherwise the uint8 pixels are stacked and normalised."""
+    assemble = getattr(decode, "batch", None)
+
     def collate(batch):
         pixels, captions, targets, positions = zip(*batch)
+        targets = [dict(sample) for sample in targets]
+        pixels = assemble(pixels, targets) if assemble is not None else decode.normalise(torch.stack(pixels))
         stacked_targets = {key: torch.stack([torch.as_tensor(sample[key]) for sample in targets]) for key in targets[0]}
         # A batch comes from one consumer: its last sample's position is where that consumer stands after it.
-        return normalise(torch.stack(pixels)), tokenizer(list(captions)), stacked_targets, positions[-1]
+        return pixels, tokenizer(list(captions)), stacked_targets, positions[-1]
 
     return collate
 
@@ -182,7 +188,7 @@ class TrainLoader:
             stream,
             batch_size=batch_size,
             num_workers=workers,
-            collate_fn=collate_with(tokenizer, stream.decode.normalise),
+            collate_fn=collate_with(tokenizer, stream.decode),
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
             # Page-locked batches let the trainer's `.to(device, non_blocking=True)` copy overlap with compute (GPU only).

@@ -22,10 +22,15 @@ ARCH_DECODERS = {
 }
 
 
-def sample_decoder(spec: ExperimentSpec, built: BuiltModel):
-    """The training decoder for this experiment's architecture, with the model's training transform."""
+def sample_decoder(spec: ExperimentSpec, built: BuiltModel, decode_on_device: bool = False):
+    """The training decoder for this experiment's architecture, with the model's training transform;
+    `decode_on_device` leaves JPEG decoding of image-text pairs to the training device (see device_decode.py)."""
     transform = ImageTransform(built.preprocess, spec.data.augment, exact=False)
     if built.arch not in ARCH_DECODERS:
+        if decode_on_device:
+            from vlp.workloads.data.device_decode import DeviceDecodeImageTextDecoder
+
+            return DeviceDecodeImageTextDecoder(transform)
         return ImageTextDecoder(transform)
     module, name = ARCH_DECODERS[built.arch]
     return getattr(importlib.import_module(module), name)(transform, spec)

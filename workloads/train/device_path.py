@@ -6,10 +6,10 @@ On CPU nothing changes (every choice below is off unless the spec asks for it). 
 - channels_last images and weights for convolutional image towers (ResNet, MS-CLIP's conv stem), where cuDNN's
   NHWC kernels are faster; a ViT's only convolution is its patch embedding, which gains nothing worth a copy;
 - `torch.compile` when `train.compile` is left unset and the run is long enough to earn back its compilation
-  (minutes for a ViT-B; `COMPILE_PAYS_AFTER_STEPS` is a deliberately conservative bound, see docs/performance.md).
-
-`decode_jpeg_batch` decodes a batch with one nvJPEG call on the GPU (torchvision built with nvJPEG); the GPU
-benchmark measures it against the CPU decode floor. The training loader still decodes on CPU in its workers.
+  (minutes for a ViT-B; `COMPILE_PAYS_AFTER_STEPS` is a deliberately conservative bound, see docs/performance.md);
+- JPEG decoding on the GPU (`train.decode_on_device`): `decode_jpeg_batch` decodes a batch with one nvJPEG call
+  and vlp.workloads.data.device_decode crops and resizes it there; the GPU benchmark measures it against the CPU
+  decode floor.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vlp.platform.errors import SpecError
+from vlp.platform.spec.data import AugmentSection
 from vlp.platform.spec.train import TrainSection
 
 # Compilation of a ViT-B/CLIP step costs on the order of a minute; at the ~0.1 s steps of an A100/H100 at batch 256 a
@@ -30,18 +32,26 @@ class DevicePath:
     pin_memory: bool
     channels_last: bool
     compile: bool
+    decode_on_device: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
 
-def choose_device_path(device: torch.device, train: TrainSection, model: torch.nn.Module) -> DevicePath:
+def choose_device_path(device: torch.device, train: TrainSection, model: torch.nn.Module, augment: AugmentSection | None = None) -> DevicePath:
     on_gpu = device.type == "cuda"
+    crops_only = augment is None or not augment.enabled or (augment.color_jitter is None and not augment.grayscale_prob)
+    decode_on_device = train.decode_on_device
+    if decode_on_device is None:
+        decode_on_device = on_gpu and crops_only and gpu_jpeg_decoder_available()
+    elif decode_on_device and not crops_only:
+        raise SpecError("train.decode_on_device: the device path applies crops only; turn off data.augment.color_jitter and grayscale_prob, or set decode_on_device: false")
     return DevicePath(
         pin_memory=on_gpu,
         channels_last=on_gpu and convolutional_image_tower(model),
         compile=train.compile if train.compile is not None else on_gpu and expected_steps(train) >= COMPILE_PAYS_AFTER_STEPS,
+        decode_on_device=bool(decode_on_device),
     )
 
 

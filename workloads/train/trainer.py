@@ -14,6 +14,7 @@ from vlp.platform.layout import RunLayout
 from vlp.platform.spec import ExperimentSpec
 from vlp.platform.storage import open_storage
 from vlp.platform.tracking.protocol import NullTracker, Tracker
+from vlp.workloads.data.device_decode import EncodedBatch
 from vlp.workloads.data.loader import make_train_loader
 from vlp.workloads.data.sample_decoders import sample_decoder
 from vlp.workloads.models.factory import build_model, count_parameters, count_shared_parameters
@@ -61,7 +62,7 @@ class PretrainTrainer:
         if train.grad_checkpointing:
             enable_activation_checkpointing(built.model)
         # GPU-only choices (pinned batches, channels_last, compile when it pays); on CPU all stay as the spec says.
-        self.device_path = choose_device_path(self.dist.device, train, built.model)
+        self.device_path = choose_device_path(self.dist.device, train, built.model, spec.data.augment)
         self.model = built.model.to(self.dist.device, memory_format=self.device_path.memory_format)
         # DDP wraps the model; FSDP shards it in place, so it comes before the optimizer is built on its parameters.
         self.parallel = parallelize(self.model, train.parallelism, self.dist.world_size, train.precision)
@@ -72,8 +73,9 @@ class PretrainTrainer:
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
+        self.decoder = sample_decoder(spec, built, self.device_path.decode_on_device)
         self.loader = make_train_loader(
-            inputs.train_shards, sample_decoder(spec, built), built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
+            inputs.train_shards, self.decoder, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
             max_bad_samples=spec.data.max_bad_samples, pin_memory=self.device_path.pin_memory,
         )
         self.checkpointer = Checkpointer(self.layout.checkpoints)
@@ -101,7 +103,7 @@ class PretrainTrainer:
         for images, texts, targets in self.loader:
             if self._should_stop(step, started):
                 break
-            images = images.to(self.dist.device, non_blocking=True, memory_format=self.device_path.memory_format)
+            images = self._images_on_device(images)
             targets = {key: value.to(self.dist.device, non_blocking=True) for key, value in targets.items()}
             loss = self._step(images, texts.to(self.dist.device, non_blocking=True), targets)
             running_loss += loss.detach()
@@ -157,6 +159,11 @@ class PretrainTrainer:
             with torch.no_grad():
                 self.model.logit_scale.clamp_(0, 4.6052)
         return loss
+
+    def _images_on_device(self, images) -> torch.Tensor:
+        if isinstance(images, EncodedBatch):  # JPEGs still encoded: the device decodes them
+            return self.decoder.to_device(images, self.dist.device).contiguous(memory_format=self.device_path.memory_format)
+        return images.to(self.dist.device, non_blocking=True, memory_format=self.device_path.memory_format)
 
     def _temperature(self) -> dict[str, torch.Tensor]:
         return {"train/logit_scale": self.model.logit_scale.exp()} if hasattr(self.model, "logit_scale") else {}
