@@ -1,0 +1,125 @@
+"""The video battery on toy clips: a model that sees motion gets every class family right, a frame-mean image model
+gets appearance right and cannot tell mirrored motions apart, and the results name what they measured."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+from video_toy import COLOURS, MOTIONS, SHAPES, FrameClip, MotionClip, ToyClip, ToySource, built, frames_of, toy_clips
+
+from vlp.platform.spec.evaluation import EvalSection
+from vlp.workloads.evaluation.publish import flat_metrics
+from vlp.workloads.evaluation.video_suite import clip_encoder, order_pair_accuracy, per_class_recall, run_video_suite
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SECTION = EvalSection(probe_split=(0.5, 0.25), batch_size=7)
+
+
+def results_by(output) -> dict[tuple[str, str], dict]:
+    return {(result["task"], result["dataset"]): result["metrics"] for result in output.results}
+
+
+def test_a_model_that_sees_motion_gets_every_family_and_pair_right_and_draws_its_plots(tmp_path):
+    source = ToySource(toy_clips(), classes={"motion": MOTIONS, "colour": COLOURS, "shape": SHAPES})
+    output = run_video_suite(built(MotionClip(), "video"), source, SECTION, "motion-clip", plot_dir=tmp_path, clip_frames=frames_of)
+    metrics = results_by(output)
+    for family in ("motion", "shape", "colour"):
+        zeroshot = metrics[("zeroshot_classification", f"toy-video-{family}")]
+        assert zeroshot["acc1"] == 1.0 and zeroshot["mean_per_class_recall"] == 1.0
+        assert metrics[("linear_probe", f"toy-video-{family}")]["lp_acc1"] == 1.0
+    motion = metrics[("zeroshot_classification", "toy-video-motion")]
+    assert motion["pair_acc1/moving_left_vs_moving_right"] == 1.0 and motion["order_pair_acc1"] == 1.0
+    assert motion["recall/moving_left"] == 1.0 and set(k for k in motion if k.startswith("recall/")) == {f"recall/{m.replace(' ', '_')}" for m in MOTIONS}
+    assert math.isnan(metrics[("zeroshot_classification", "toy-video-colour")]["acc5"])
+    # Each caption is shared by exactly one clip here: text→video and video→text are both exact at k=1.
+    retrieval = metrics[("zeroshot_retrieval", "toy-video")]
+    assert retrieval["video_retrieval_recall@1"] == 1.0 and retrieval["text_retrieval_recall@1"] == 1.0
+    # A clip and its reverse embed as the opposite motion: far from 1.
+    assert metrics[("temporal_order", "toy-video")]["reversed_cosine"] < 0.9
+    assert output.skipped == {"zeroshot_segmentation": "not measured on clips", "domain_accuracy": "not measured on clips"}
+    names = sorted(path.name for path in output.plots)
+    assert "toy-video-clip-frames.png" in names and "toy-video-motion-confusion-matrix.png" in names
+    with Image.open(tmp_path / "toy-video-clip-frames.png") as image:
+        assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_a_frame_mean_image_model_reads_appearance_but_not_the_direction_of_mirrored_clips():
+    output = run_video_suite(built(FrameClip(), "clip"), ToySource(toy_clips()), SECTION, "frame-clip", clip_frames=frames_of)
+    metrics = results_by(output)
+    assert metrics[("zeroshot_classification", "toy-video-colour")]["acc1"] == 1.0
+    assert metrics[("zeroshot_classification", "toy-video-shape")]["acc1"] == 1.0
+    motion = metrics[("zeroshot_classification", "toy-video-motion")]
+    # A left clip is a right clip played backwards: same frames, same mean, same prompt scores — one of the two is wrong.
+    assert motion["pair_acc1/moving_left_vs_moving_right"] == 0.5
+    assert motion["pair_acc1/moving_up_vs_moving_down"] == 0.5 and motion["pair_acc1/growing_vs_shrinking"] == 0.5
+    assert metrics[("temporal_order", "toy-video")]["reversed_cosine"] == pytest.approx(1.0)
+    # Even a probe trained on the features cannot separate them (at best one per mirrored pair).
+    assert metrics[("linear_probe", "toy-video-motion")]["lp_acc1"] <= 0.75
+
+
+def test_frame_mean_is_clip4clip_meanp():
+    model = FrameClip()
+    videos = torch.stack([clip.frames for clip in toy_clips()[:4]]).float() / 255
+    pooled = clip_encoder(model)(videos)
+    frames = torch.nn.functional.normalize(model.encode_image(videos.flatten(0, 1)), dim=-1).view(4, videos.shape[1], -1)
+    assert torch.allclose(pooled, frames.mean(dim=1))
+    assert clip_encoder(MotionClip()).__func__ is MotionClip.encode_video
+
+
+def test_per_class_and_pair_scores_count_the_right_clips():
+    classnames = ("moving left", "moving right", "rotating")
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    logits = torch.tensor([[2.0, 1, 0], [0, 1, 3], [1, 2, 0], [3, 1, 0], [0, 0, 1]])
+    assert per_class_recall(logits.argmax(dim=1), labels, classnames) == {"recall/moving_left": 0.5, "recall/moving_right": 0.5, "recall/rotating": 1.0}
+    # Pair choice ignores the third class: clip 1 picks right over left (wrong), clip 3 picks left (wrong).
+    assert order_pair_accuracy(logits, labels, classnames) == {"pair_acc1/moving_left_vs_moving_right": 0.5, "order_pair_acc1": 0.5}
+
+
+def test_metric_names_follow_the_prefix_slug_key_scheme():
+    output = run_video_suite(built(MotionClip(), "video"), ToySource(toy_clips()), EvalSection(linear_probe=False), "m", dataset_name="shapes-video", clip_frames=frames_of)
+    names = set(flat_metrics(output.results))
+    assert {"zeroshot/shapes-video-motion/acc1", "zeroshot/shapes-video-motion/pair_acc1/moving_left_vs_moving_right",
+            "zeroshot/shapes-video-shape/recall/square", "retrieval/shapes-video/video_retrieval_recall_at_5",
+            "temporal_order/shapes-video/reversed_cosine", "modality_gap/shapes-video/gap"} <= names
+
+
+def generated_clips(count: int, frames: int = 4) -> list[ToyClip]:
+    """Moving-shapes clips from the generator, through H.264 and back."""
+    from vlp.workloads.data.shapes_video import VideoShapesParams, render_clip
+    from vlp.workloads.data.video_codec import decode_video
+
+    params = VideoShapesParams(samples=count, seed=0, image_size=32, frames=8)
+    clips = []
+    for index in range(count):
+        sample = render_clip(params, index)
+        labels = {name: sample["json"][name] for name in ("motion", "shape", "colour")}
+        clips.append(ToyClip(sample["__key__"], decode_video(sample["mp4"], frames), (sample["txt"],), labels))
+    return clips
+
+
+@pytest.mark.parametrize("arch, options, order_blind", [
+    ("clip", None, True), ("video", {}, True), ("video", {"temporal_pooling": "transformer"}, False),
+], ids=["image-clip-frame-mean", "video-mean", "video-transformer"])
+def test_real_models_run_on_generated_clips_and_only_the_temporal_one_sees_order(arch, options, order_blind):
+    from vlp.workloads.models.catalog import load_model_cfg
+    from vlp.workloads.models.factory import build_model_from_cfg
+
+    torch.manual_seed(0)
+    cfg = load_model_cfg("shapes-vit-micro")
+    if options is not None:
+        cfg = {**cfg, "vlp": {"arch": "video", "pooling": "cls", "video": {"frames": 4, **options}}}
+    model = build_model_from_cfg(cfg)
+    with torch.no_grad():  # move the temporal parts off their zero start, as training would
+        for name, parameter in model.model.named_parameters():
+            if "temporal_pooling" in name:
+                parameter.add_(0.3 * torch.randn_like(parameter))
+    output = run_video_suite(model, ToySource(generated_clips(12)), EvalSection(linear_probe=False, plots=False), "micro", clip_frames=frames_of)
+    metrics = results_by(output)
+    assert {dataset for task, dataset in metrics if task == "zeroshot_classification"} == {"toy-video-motion", "toy-video-shape", "toy-video-colour"}
+    assert 0.0 <= metrics[("zeroshot_retrieval", "toy-video")]["video_retrieval_recall@10"] <= 1.0
+    reversed_cosine = metrics[("temporal_order", "toy-video")]["reversed_cosine_min"]
+    assert (reversed_cosine > 1 - 1e-5) is order_blind
