@@ -12,8 +12,8 @@ TASKS = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap"
 def evaluate(
     model: str = typer.Argument(..., help="models:/NAME@ALIAS or models:/NAME/VERSION, a checkpoint (.pt or a run's checkpoints/ folder), or a model config name (vlp preset or open_clip, e.g. ViT-B-32)."),
     data: str = typer.Argument(..., help="Dataset (local or s3://): webdataset shards folder, CLIP_benchmark's webdataset layout, .csv/.tsv table, root/class/*.jpg or root/domain/class/*.jpg."),
-    data_format: str = typer.Option("auto", "--format", help="auto, wds, clip_benchmark, csv, folder or domainbed."),
-    split: str = typer.Option("test", "--split", help="CLIP_benchmark layout: the split folder to evaluate on."),
+    data_format: str = typer.Option("auto", "--format", help="auto, wds, clip_benchmark, csv, folder, domainbed, refcoco or vqa."),
+    split: str = typer.Option("test", "--split", help="CLIP_benchmark layout: the split folder to evaluate on; RefCOCO: the refs' split (test = testA + testB, all); VQA: which questions file."),
     dataset_name: str | None = typer.Option(None, "--dataset", help="How results name the dataset, as CLIP_benchmark's --dataset (e.g. wds/vtab/cifar10); default: from DATA."),
     language: str = typer.Option("en", "--language", help="Language of the class names and prompts, recorded in the results."),
     task: list[str] = typer.Option([], "--task", help=f"Run only these tasks (repeatable): {', '.join(TASKS)}. Default: all the data supports."),

@@ -1,8 +1,9 @@
 """Readers for evaluation and domain-generalization data, one module per format, all yielding `EvalRecord`s.
 
 `open_source(uri, format)` picks the reader; `format="auto"` decides from the URI: a `.csv`/`.tsv`
-table, CLIP_benchmark's webdataset layout (`{split}/nshards.txt`), a folder of `*.tar` shards, or image
-folders one (`class/`) or two (`domain/class/`) deep.
+table, CLIP_benchmark's webdataset layout (`{split}/nshards.txt`), a folder of `*.tar` shards, RefCOCO-style
+referring expressions (refer's `instances.json` + `refs(…).p`, or a `.json` file in MDETR's layout), VQA-style
+questions (`*questions.json` + `*annotations.json`), or image folders one (`class/`) or two (`domain/class/`) deep.
 Local paths and `s3://` URIs work alike (everything is read through `vlp.platform.storage`).
 """
 
@@ -15,8 +16,8 @@ from vlp.platform.errors import StorageError
 from vlp.platform.storage import open_storage
 from vlp.workloads.data.readers.records import EvalRecord, EvalSource, is_image
 
-Format = Literal["auto", "wds", "clip_benchmark", "csv", "folder", "domainbed"]
-FORMATS = ("auto", "wds", "clip_benchmark", "csv", "folder", "domainbed")
+Format = Literal["auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa"]
+FORMATS = ("auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,11 @@ class ReaderOptions:
     classnames: tuple[str, ...] = ()
     """Class names in label order; default: what the dataset says (manifest, classnames.txt, folder names)."""
     split: str = "test"
-    """CLIP_benchmark's layout: the split folder to read (`test/`, `train/`, ...)."""
+    """CLIP_benchmark's layout: the split folder to read (`test/`, `train/`, ...). RefCOCO (refer's layout): the refs'
+    split, as refer.py selects it (`test` takes testA and testB; `all` every ref). VQA: which questions file, where
+    a folder holds several."""
+    image_root: str | None = None
+    """RefCOCO and VQA: the folder holding the images (default: `images/` beside the annotations; VQA also `<subtype>/`)."""
 
 
 def open_source(uri: str, format: Format = "auto", options: ReaderOptions = ReaderOptions()) -> EvalSource:
@@ -68,17 +73,34 @@ def open_source(uri: str, format: Format = "auto", options: ReaderOptions = Read
         from vlp.workloads.data.readers.domainbed import open_domainbed
 
         return open_domainbed(uri, options.classnames)
+    if format == "refcoco":
+        from vlp.workloads.data.readers.refcoco import open_refcoco
+
+        return open_refcoco(uri, options.split, options.image_root)
+    if format == "vqa":
+        from vlp.workloads.data.readers.vqa import open_vqa
+
+        return open_vqa(uri, options.split, options.image_root)
     raise StorageError(f"unknown dataset format {format!r} (known: {', '.join(FORMATS)})")
 
 
 def detect_format(uri: str) -> str:
+    from vlp.workloads.data.readers.refcoco import is_refcoco_folder
+    from vlp.workloads.data.readers.vqa import is_vqa_folder
+
     if uri.lower().endswith((".csv", ".tsv")):
         return "csv"
+    if uri.lower().endswith((".json", ".p")):
+        return "refcoco"
     prefix = uri.rstrip("/") + "/"
     depths = set()
     listing = list(open_storage(uri).list(prefix))
     if any(item.endswith("/nshards.txt") for item in listing):
         return "clip_benchmark"
+    if is_refcoco_folder(listing, prefix):
+        return "refcoco"
+    if is_vqa_folder(listing, prefix):
+        return "vqa"
     for item in listing:
         if item.endswith(".tar"):
             return "wds"
@@ -89,7 +111,7 @@ def detect_format(uri: str) -> str:
     if depths == {2}:
         return "domainbed"
     if not depths:
-        raise StorageError(f"{uri}: no dataset found (expected *.tar shards, a .csv/.tsv table, or image folders)")
+        raise StorageError(f"{uri}: no dataset found (expected *.tar shards, a .csv/.tsv table, RefCOCO or VQA annotations, or image folders)")
     raise StorageError(f"{uri}: images at mixed depths; pass the format (folder: root/class/*.jpg, domainbed: root/domain/class/*.jpg)")
 
 
