@@ -13,9 +13,9 @@ from vlp.platform.spec import ExperimentSpec
 def compile_to_file(spec: ExperimentSpec, runtime: RuntimeContext, output: Path, configure_step=None) -> Path:
     from kfp import compiler
 
-    from vlp.pipelines.workload_pipelines import build_pipeline_for, pipeline_arguments
+    from vlp.pipelines.workload_pipelines import pipeline_arguments, pipeline_for
 
-    pipeline = build_pipeline_for(spec.workload, runtime.image, configure_step)
+    pipeline = pipeline_for(spec, runtime.image, configure_step)
     arguments = pipeline_arguments(spec, runtime)
     output.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so a failed compile never leaves a half-written file.

@@ -111,6 +111,33 @@ def dg_report(spec_json: str, runtime_json: str, run_id: str, domain_results: Li
     return dg_report.run(spec_json, runtime_json, run_id, domain_results)
 
 
+def start_sweep(spec_json: str, runtime_json: str) -> List[str]:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
+    from vlp.pipelines.steps import sweep
+
+    return sweep.start(spec_json, runtime_json)
+
+
+def sweep_trial(spec_json: str, runtime_json: str, trial_json: str) -> NamedTuple("SweepTrial", [("spec_json", str), ("runtime_json", str)]):
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
+    from vlp.pipelines.steps import sweep
+
+    return sweep.trial(spec_json, runtime_json, trial_json)
+
+
+def finish_sweep(spec_json: str, runtime_json: str, status: dsl.PipelineTaskFinalStatus) -> str:
+    from vlp.platform.workspace import use_shipped_code
+
+    use_shipped_code(runtime_json)
+    from vlp.pipelines.steps import sweep
+
+    return sweep.finish(spec_json, runtime_json, status.state)
+
+
 def as_component(function, image: str):
     # No `pip install kfp` in the step: the image (or the local interpreter) already has vlp and kfp.
     return dsl.component(function, base_image=image, install_kfp_package=False)

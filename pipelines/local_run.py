@@ -13,6 +13,7 @@ One writer per run:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -274,92 +275,60 @@ def follow_detached(run_id: str, out=sys.stdout, poll: float = 0.5) -> tuple[str
     return client(tracking_uri).get_experiment(run.info.experiment_id).name, outcome
 
 
-@dataclass
-class SweepOutcome:
-    parent_run_id: str
-    metric: str
-    goal: str
-    trials: list[dict]
-    """Per trial: number, values, run_id, status, metric value (None when not logged), logs."""
-    best_run_id: str | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def run_sweep(spec: ExperimentSpec, runtime: RuntimeContext, on_trial=None) -> SweepOutcome:
-    """The sweep's trials as local pipelines, `sweep.parallelism` at a time (each in a process of its own), under
-    one parent MLflow run: each trial's run is its child, the best one is tagged `vlp.sweep.best`, and the table
-    of trials is printed by the caller and logged on the parent (`sweep/table.md`, metric `<metric>` per trial)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from vlp.platform.spec.loading import trial_specs
-    from vlp.platform.tracking.runs import client, finish_run, start_run
-    from vlp.platform.tracking.story import run_description
-
-    sweep = spec.sweep
-    trials = trial_specs(spec)
-    tags = {"vlp.sweep": "parent", "vlp.team": spec.team, "vlp.spec_hash": spec.spec_hash(), "mlflow.note.content": run_description(spec),
-            "mlflow.source.name": f"vlp run {spec.name}", "mlflow.source.git.commit": runtime.git_commit}
-    params = {"sweep.method": sweep.method, "sweep.metric": sweep.metric, "sweep.goal": sweep.goal, "sweep.trials": str(len(trials)),
-              "sweep.parallelism": str(sweep.parallelism), **{f"sweep.parameters.{path}": json.dumps(d.model_dump(exclude_none=True))
-                                                                 for path, d in sweep.parameters.items()}}
-    parent = start_run(spec.name, f"{spec.name}-sweep-{runtime.run_key[:8]}", tags, params, runtime.tracking_uri)
-    mlflow_client = client(runtime.tracking_uri)
-    results: list[dict] = []
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=sweep.parallelism, mp_context=context) as pool:
-        futures = {}
-        for number, (values, trial) in enumerate(trials, 1):
-            trial_runtime = runtime.model_copy(update={"run_key": uuid.uuid4().hex})
-            futures[pool.submit(_run_trial, trial.model_dump_json(by_alias=True), trial_runtime.model_dump_json())] = (number, values)
-        for future in as_completed(futures):
-            number, values = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as err:  # a trial whose process died: recorded, the others go on
-                outcome = {"run_id": None, "status": "FAILED", "metrics": {}, "error": f"{type(err).__name__}: {err}"}
-            if outcome["run_id"]:
-                mlflow_client.set_tag(outcome["run_id"], "mlflow.parentRunId", parent)
-                mlflow_client.set_tag(outcome["run_id"], "vlp.sweep.trial", str(number))
-            row = {"number": number, "values": values, "run_id": outcome["run_id"], "status": outcome["status"],
-                   "value": outcome["metrics"].get(sweep.metric), "logs": outcome.get("logs"), "error": outcome.get("error", "")}
-            results.append(row)
-            if row["value"] is not None:
-                mlflow_client.log_metric(parent, sweep.metric, row["value"], step=number)
-            if on_trial is not None:
-                on_trial(row, len(trials))
-    results.sort(key=lambda row: row["number"])
-    scored = [row for row in results if row["value"] is not None and row["status"] == "FINISHED"]
-    best = (max if sweep.goal == "maximize" else min)(scored, key=lambda row: row["value"]) if scored else None
-    if best is not None:
-        mlflow_client.set_tag(best["run_id"], "vlp.sweep.best", "true")
-        mlflow_client.set_tag(parent, "vlp.sweep.best_run", best["run_id"])
-        mlflow_client.log_metric(parent, f"best/{sweep.metric}", best["value"])
-    mlflow_client.log_text(parent, sweep_table(results, sweep.metric, best), "sweep/table.md")
-    finish_run(parent, "FINISHED" if all(row["status"] == "FINISHED" for row in results) else "FAILED", runtime.tracking_uri)
-    return SweepOutcome(parent, sweep.metric, sweep.goal, results, best["run_id"] if best else None)
-
-
-def sweep_table(rows: list[dict], metric: str, best: dict | None) -> str:
-    """Markdown: one row per trial, its values, status and metric; the best one marked."""
-    paths = list(rows[0]["values"]) if rows else []
-    lines = [f"| trial | {' | '.join(paths)} | status | {metric} | run |", "|" + "---|" * (len(paths) + 4)]
-    for row in rows:
-        value = "-" if row["value"] is None else f"{row['value']:.4f}"
-        mark = " (best)" if best is not None and row is best else ""
-        lines.append(f"| {row['number']}{mark} | {' | '.join(str(row['values'][path]) for path in paths)} | {row['status']} | {value} | {row['run_id'] or '-'} |")
-    return "\n".join(lines) + "\n"
-
-
-def _run_trial(spec_json: str, runtime_json: str) -> dict:
-    """In a forked worker: one trial's pipeline, its steps' output in its own log folder."""
-    from vlp.platform.backends.forked_steps import _fresh_database_connections
+def run_sweep(spec: ExperimentSpec, runtime: RuntimeContext, on_trial=None):
+    """The sweep pipeline on this machine (kfp.local): the trials run `sweep.parallelism` at a time under one parent
+    MLflow run, each its child; the pipeline's last step tags the best and logs the table. Every step's log goes to
+    `$VLP_HOME/logs/<sweep run key>/` (a trial's as `trial-N-<step>.log`). `on_trial(row, total)` is called as each
+    trial ends. Returns `vlp.platform.tracking.sweeps.SweepOutcome`."""
+    from vlp.pipelines.workload_pipelines import pipeline_arguments, pipeline_for
     from vlp.platform.backends.step_logs import StepLogs
+    from vlp.platform.launch.ownership import OWNER_PIDS_ENV, owner_entry
+    from vlp.platform.tracking import sweeps
 
-    _fresh_database_connections()  # the SQLite connections of the parent stay its own
-    spec = ExperimentSpec.model_validate_json(spec_json)
-    runtime = RuntimeContext.model_validate_json(runtime_json)
-    outcome = run_experiment(spec, runtime, quiet=True, step_logs=StepLogs(log_dir(runtime.run_key)))
-    return outcome.as_dict()
+    os.environ[OWNER_PIDS_ENV] = owner_entry(os.getpid())
+    directory = log_dir(runtime.run_key)
+    total = len(spec.sweep.assignments())
+    trial_ends = {f"trial-{number}-finish-run": number for number in range(1, total + 1)}
+    announced: set[int] = set()
+
+    def logs_of(number: int) -> str:
+        return str(directory / f"trial-{number}-*.log")
+
+    def announce_ended_trials() -> None:
+        for record in list(step_logs.steps):
+            number = trial_ends.get(record.name)
+            if number is None or record.exit_code is None or number in announced:
+                continue
+            announced.add(number)
+            on_trial(sweeps.read_sweep(spec, runtime, logs_of).trials[number - 1], total)
+
+    step_logs = StepLogs(directory, on_change=announce_ended_trials if on_trial is not None else None)
+    pipeline = pipeline_for(spec, runtime.image)
+    with _kfp_local_parallelism(spec.sweep.parallelism):
+        run_pipeline_locally(pipeline, pipeline_arguments(spec, runtime), vlp_home() / "kfp-local", quiet=True,
+                             tracking_uri=runtime.tracking_uri, step_logs=step_logs)
+    outcome = sweeps.read_sweep(spec, runtime, logs_of)
+    if outcome.parent_run_id is not None:
+        _upload_logs(runtime.tracking_uri, outcome.parent_run_id, directory)
+    return outcome
+
+
+@contextlib.contextmanager
+def _kfp_local_parallelism(parallelism: int):
+    """kfp.local (2.17) runs at most two ParallelFor iterations at a time whatever the loop's `parallelism`
+    (`ParallelExecutor.conservative_max`, against thread growth in nested loops). A sweep's loop is not nested in
+    another, so the cap is lifted to the sweep's `parallelism` while it runs (tests/unit/pipelines fails if kfp
+    moves that attribute)."""
+    from kfp.local.orchestrator.enhanced_dag_orchestrator import ParallelExecutor
+
+    original = ParallelExecutor.__init__
+
+    def __init__(executor, max_workers=None):
+        original(executor, max_workers)
+        executor.conservative_max = max(executor.conservative_max, parallelism)
+
+    ParallelExecutor.__init__ = __init__
+    try:
+        yield
+    finally:
+        ParallelExecutor.__init__ = original

@@ -113,6 +113,14 @@ PIPELINE_STEPS: dict[str, tuple[Step, ...]] = {
 }
 
 
+# A sweep's own steps around its trials (each trial is the workload's pipeline, inside a ParallelFor).
+SWEEP_STEPS: tuple[Step, ...] = (
+    Step("start-sweep", components.start_sweep, "light", retried=True),
+    Step("sweep-trial", components.sweep_trial, "light", retried=True),
+    Step("finish-sweep", components.finish_sweep, "light"),
+)
+
+
 def steps_of(workload: str) -> tuple[Step, ...]:
     return PIPELINE_STEPS[workload]
 
@@ -121,6 +129,16 @@ def training_launches(spec, runtime) -> dict:
     """{job key: LaunchRequest} of every TorchX job the experiment's pipeline launches (one per held-out domain for
     dg), with placeholders where only the running pipeline knows a value. `validate_spec` is off: that is a
     server-side dry run against the cluster's API, which the step makes and a dry run cannot."""
+    if spec.sweep is not None:
+        from vlp.platform.spec.loading import trial_specs
+        from vlp.platform.tracking.sweeps import trial_run_key
+
+        # Every trial launches the workload's jobs under its own run key: the sweep renders them all.
+        launches = {}
+        for number, (_, trial) in enumerate(trial_specs(spec), 1):
+            trial_runtime = runtime.model_copy(update={"run_key": trial_run_key(runtime.run_key, number)})
+            launches.update({f"trial-{number}-{key}": request for key, request in training_launches(trial, trial_runtime).items()})
+        return launches
     launches = {}
     for step in steps_of(spec.workload):
         if step.launches is None:

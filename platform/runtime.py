@@ -29,6 +29,17 @@ class WorkspaceRef(BaseModel):
     """Whether the shipped files differed from HEAD (uncommitted or untracked changes)."""
 
 
+class SweepTrialRef(BaseModel):
+    """The sweep a run is one trial of (set by the sweep pipeline's sweep-trial step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parent_run_id: str
+    """The sweep's parent MLflow run: the trial's run is its child (`mlflow.parentRunId`)."""
+    number: int
+    """The trial's number, from 1 in the sweep's order."""
+
+
 class RuntimeContext(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,6 +61,8 @@ class RuntimeContext(BaseModel):
     """The shipped working tree the pods run (None: the image's vlp as it is, or a local run)."""
     training_pod: TrainingPodSettings = TrainingPodSettings()
     """Kubernetes settings of the training pods (ignored by local_cwd); Secret names only, never values."""
+    sweep_trial: SweepTrialRef | None = None
+    """Set when this run is one trial of a sweep."""
 
 
 def current_git_commit() -> str:

@@ -9,6 +9,7 @@ from vlp.platform.layout import RunLayout
 from vlp.platform.storage import open_storage
 from vlp.platform.tracking.headline import headline_tag
 from vlp.platform.tracking.story import run_description
+from vlp.platform.tracking.sweeps import TRIAL_TAG
 from vlp.platform.tracking.runs import ensure_experiment, find_run_by_key, reopen_run, start_run
 
 
@@ -27,6 +28,11 @@ def run(spec_json: str, runtime_json: str) -> str:
         "mlflow.note.content": run_description(spec),
         **headline_tag(spec.headline_metrics()),
     }
+    run_name = f"{spec.name}-{runtime.run_key[:8]}"
+    if runtime.sweep_trial is not None:
+        # One trial of a sweep: a child of the sweep's parent run (the MLflow UI nests it there).
+        tags.update({"mlflow.parentRunId": runtime.sweep_trial.parent_run_id, TRIAL_TAG: str(runtime.sweep_trial.number)})
+        run_name = f"{spec.name}-trial-{runtime.sweep_trial.number}"
     user = _user()
     if user:
         tags["mlflow.user"] = user
@@ -42,7 +48,7 @@ def run(spec_json: str, runtime_json: str) -> str:
         # `vlp run --resume` (or a retried step): continue the run this submission opened; training resumes from its checkpoint.
         reopen_run(run_id, runtime.tracking_uri)
     else:
-        run_id = start_run(spec.name, f"{spec.name}-{runtime.run_key[:8]}", tags, spec.flat_params(), runtime.tracking_uri)
+        run_id = start_run(spec.name, run_name, tags, spec.flat_params(), runtime.tracking_uri)
     layout = RunLayout(storage_root(spec, runtime), run_id)
     open_storage(layout.spec).write_bytes(layout.spec, json.dumps(json.loads(spec_json), indent=2).encode())
     return run_id

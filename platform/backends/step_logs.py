@@ -71,11 +71,22 @@ class StepLogs:
 
 
 def step_name(executor_args: list[str]) -> str:
-    """The pipeline step a kfp executor call runs: its component function, as the step table names it."""
-    for flag, value in zip(executor_args, executor_args[1:]):
-        if flag == "--function_to_execute":
-            return value.replace("_", "-")
-    return "step"
+    """The pipeline step a kfp executor call runs: its component function, as the step table names it; prefixed
+    `trial-N-` when it runs for one trial of a sweep (its runtime says so), so each trial's logs stay apart."""
+    arguments = dict(zip(executor_args, executor_args[1:]))
+    name = arguments.get("--function_to_execute", "step").replace("_", "-")
+    trial = _sweep_trial(arguments.get("--executor_input"))
+    return f"trial-{trial}-{name}" if trial is not None else name
+
+
+def _sweep_trial(executor_input: str | None) -> int | None:
+    import json
+
+    try:
+        runtime_json = json.loads(executor_input)["inputs"]["parameterValues"]["runtime_json"]
+        return json.loads(runtime_json)["sweep_trial"]["number"]
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 def last_lines(path: Path, count: int = 20) -> list[str]:

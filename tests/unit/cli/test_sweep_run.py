@@ -1,5 +1,5 @@
-"""`vlp run` of an experiment with a `sweep:` section: trials in parallel as child runs of one parent run, the
-best one tagged, the table logged on the parent."""
+"""`vlp run` of an experiment with a `sweep:` section: the sweep pipeline under kfp.local, its trials in a
+ParallelFor as child runs of one parent run, the best one tagged, the table logged on the parent."""
 
 from __future__ import annotations
 
@@ -48,3 +48,7 @@ def test_a_sweep_runs_its_trials_under_one_parent_and_tags_the_best(tmp_path):
     table = Path(client.download_artifacts(parent.info.run_id, "sweep/table.md", str(tmp_path))).read_text()
     assert "| trial | train.lr | status | zeroshot/shapes/acc1 | run |" in table and "(best)" in table
     assert parent.info.status == "FINISHED"
+    (logs,) = (home / "logs").iterdir()
+    names = {path.name for path in logs.iterdir()}
+    assert {"start-sweep.log", "finish-sweep.log", "trial-1-pretrain.log", "trial-2-pretrain.log", "trial-2-finish-run.log"} <= names
+    assert all(children[trial["run_id"]].data.tags["vlp.sweep.trial"] == str(trial["number"]) for trial in outcome["trials"])
