@@ -24,7 +24,6 @@ Ambiguous expressions are never emitted: every referring expression picks exactl
 from __future__ import annotations
 
 import random
-from collections import Counter
 from typing import NamedTuple, Sequence
 
 from vlp.workloads.data.shapes_render import COLOUR_RGB, SHAPES, SIZE_FRACTION
@@ -40,7 +39,7 @@ RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
 POSITIONS: dict[str, str] = {"left of": "on the left", "right of": "on the right", "above": "at the top", "below": "at the bottom"}
 OPPOSITE: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 QUESTIONS_PER_KIND = 2
-"""At most this many questions of each kind per image (drawn from every question the scene allows)."""
+"""At most this many questions of each kind per image (two drawn from every question the scene allows)."""
 
 Description = tuple[str | None, str | None, str | None]  # (size, colour, shape); None: not named
 # Which attributes a description names, fewest first (so the first unique one found is the most general).
@@ -56,8 +55,46 @@ class Thing(NamedTuple):
     size: str
     box: tuple[int, int, int, int]
 
-    def centre(self, axis: int) -> float:
-        return (self.box[axis] + self.box[axis + 2]) / 2
+
+def relations(a: Sequence[float], b: Sequence[float]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """(relations box a holds to box b strictly, those it holds loosely): strictly when the boxes ([x0, y0, x1, y1),
+    x1 and y1 exclusive) do not overlap along that axis, loosely when a's centre is no further the other way."""
+    strict = []
+    if a[2] <= b[0]:
+        strict.append("left of")
+    if a[0] >= b[2]:
+        strict.append("right of")
+    if a[3] <= b[1]:
+        strict.append("above")
+    if a[1] >= b[3]:
+        strict.append("below")
+    ax, ay, bx, by = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]  # twice the centres
+    return tuple(strict), _LOOSE[(ax <= bx, ax >= bx, ay <= by, ay >= by)]
+
+
+# The loose relations for each outcome of the four centre comparisons (left of, right of, above, below).
+_LOOSE = {
+    flags: frozenset(relation for relation, holds in zip(RELATIONS, flags) if holds)
+    for flags in ((l, r, u, d) for l in (False, True) for r in (False, True) for u in (False, True) for d in (False, True))
+}
+
+
+class _Scene:
+    """A scene's objects with what every sentence about it needs, computed once: each object's descriptions (as
+    `_NAMED` orders them), the objects each description picks, the ones that pick only that object, and the
+    relations between every two objects."""
+
+    def __init__(self, things: list[Thing]):
+        self.things = things
+        self.descriptions = [[describe(thing, named) for named in _NAMED] for thing in things]
+        self.picks: dict[Description, list[int]] = {}
+        for thing, own in zip(things, self.descriptions):
+            for description in own:
+                self.picks.setdefault(description, []).append(thing.index)
+        self.unique = [[d for d in own if len(self.picks[d]) == 1] for own in self.descriptions]
+        pairs = [[relations(a.box, b.box) for b in things] for a in things]
+        self.strict = [[pair[0] for pair in row] for row in pairs]
+        self.loose = [[pair[1] for pair in row] for row in pairs]
 
 
 def scene_language(
@@ -69,50 +106,26 @@ def scene_language(
     refexps: [{"expression", "box", "object", "kind"}], per object in object order at most one of each kind
     (attribute, relation, position); `box` is the object's box.
     """
-    things = [Thing(i, shape, colour, size, tuple(box)) for i, ((shape, colour, size), box) in enumerate(zip(objects, boxes))]
+    scene = _Scene([Thing(i, shape, colour, size, tuple(box)) for i, ((shape, colour, size), box) in enumerate(zip(objects, boxes))])
     rng = random.Random(f"vlp-shapes-language/{seed}/{index}")
-    # Every description of every object, and the objects each one picks.
-    descriptions = [[describe(thing, named) for named in _NAMED] for thing in things]
-    picks: dict[Description, list[Thing]] = {}
-    for thing, own in zip(things, descriptions):
-        for description in own:
-            picks.setdefault(description, []).append(thing)
-    unique = [[d for d in own if len(picks[d]) == 1] for own in descriptions]
-    return _questions(things, unique, rng), _refexps(things, descriptions, unique, picks, rng)
+    return _questions(scene, rng), _refexps(scene, rng)
 
 
 def describe(thing: Thing, named: tuple[bool, bool, bool]) -> Description:
     return (thing.size if named[0] else None, thing.colour if named[1] else None, thing.shape if named[2] else None)
 
 
-def matches(thing: Thing, description: Description) -> bool:
-    size, colour, shape = description
-    return (size is None or size == thing.size) and (colour is None or colour == thing.colour) and (shape is None or shape == thing.shape)
-
-
 def phrase(description: Description, noun: str = "shape") -> str:
     """"the large red circle"; without a shape word the noun stands in: "the red one"; naming nothing, "the shape"."""
     size, colour, shape = description
-    if size is None and colour is None and shape is None and noun == "one":
+    if shape is None and noun == "one" and size is None and colour is None:
         noun = "shape"
-    return "the " + " ".join(word for word in (size, colour, shape or noun) if word)
-
-
-def strictly(a: Thing, relation: str, b: Thing) -> bool:
-    if relation == "left of":
-        return a.box[2] <= b.box[0]
-    if relation == "right of":
-        return a.box[0] >= b.box[2]
-    if relation == "above":
-        return a.box[3] <= b.box[1]
-    return a.box[1] >= b.box[3]
-
-
-def loosely(a: Thing, relation: str, b: Thing) -> bool:
-    axis = 0 if relation in ("left of", "right of") else 1
-    before = a.centre(axis) <= b.centre(axis)
-    after = a.centre(axis) >= b.centre(axis)
-    return before if relation in ("left of", "above") else after
+    text = "the "
+    if size is not None:
+        text += size + " "
+    if colour is not None:
+        text += colour + " "
+    return text + (shape or noun)
 
 
 def plural(shape: str) -> str:
@@ -123,10 +136,16 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def _pick(rng: random.Random, options: Sequence):
+    """One of `options`, uniformly: `random()` scaled costs a third of `choice`'s rejection sampling, and language
+    is drawn a dozen times per sample."""
+    return options[int(rng.random() * len(options))]
+
+
 def _most_general(descriptions: list[Description], rng: random.Random) -> Description:
     """One of the descriptions naming fewest attributes (`descriptions` come fewest first, as `_NAMED`)."""
     fewest = _named_count(descriptions[0])
-    return rng.choice([d for d in descriptions if _named_count(d) == fewest])
+    return _pick(rng, [d for d in descriptions if _named_count(d) == fewest])
 
 
 def _named_count(description: Description) -> int:
@@ -143,7 +162,8 @@ _ATTRIBUTE_QUESTIONS = (  # kind, the attribute's slot in a Description, templat
 )
 
 
-def _questions(things: list[Thing], unique: list[list[Description]], rng: random.Random) -> list[dict]:
+def _questions(scene: _Scene, rng: random.Random) -> list[dict]:
+    things, unique = scene.things, scene.unique
     questions = []
 
     def ask(kind: str, drawn: list[tuple[str, str]]) -> None:
@@ -152,42 +172,44 @@ def _questions(things: list[Thing], unique: list[list[Description]], rng: random
     def draw(candidates: list) -> list:
         if len(candidates) <= QUESTIONS_PER_KIND:
             return candidates
-        return rng.sample(candidates, QUESTIONS_PER_KIND)
+        first = int(rng.random() * len(candidates))
+        second = int(rng.random() * (len(candidates) - 1))
+        return [candidates[first], candidates[second + (second >= first)]]
 
     for kind, slot, template, noun in _ATTRIBUTE_QUESTIONS:
         # A question never names the attribute it asks about.
         allowed = [(thing, [d for d in unique[thing.index] if d[slot] is None]) for thing in things]
         drawn = draw([(thing, own) for thing, own in allowed if own])
-        ask(kind, [(template.format(phrase(rng.choice(own), noun)), (thing.size, thing.colour, thing.shape)[slot]) for thing, own in drawn])
+        ask(kind, [(template.format(phrase(_pick(rng, own), noun)), (thing.size, thing.colour, thing.shape)[slot]) for thing, own in drawn])
 
-    shape_counts, colour_counts = Counter(t.shape for t in things), Counter(t.colour for t in things)
-    missing = rng.choice([shape for shape in SHAPES if shape not in shape_counts])
+    shape_counts: dict[str, int] = {}
+    colour_counts: dict[str, int] = {}
+    for thing in things:
+        shape_counts[thing.shape] = shape_counts.get(thing.shape, 0) + 1
+        colour_counts[thing.colour] = colour_counts.get(thing.colour, 0) + 1
+    missing = _pick(rng, [shape for shape in SHAPES if shape not in shape_counts])
     counted = [*((plural(shape), n) for shape, n in shape_counts.items()), (plural(missing), 0)]
     counted += [(f"{colour} shapes", n) for colour, n in colour_counts.items()]
     counted.append(("shapes", len(things)))
     ask("count", [(f"how many {what} are there?", str(n)) for what, n in draw(counted)])
 
-    shown = rng.choice(things)
+    shown = _pick(rng, things)
     present = {(t.colour, t.shape) for t in things}
     while True:  # an absent colour-shape pair that shares its colour or its shape with an object (a near miss)
-        other = rng.choice(things)
-        colour, shape = (other.colour, rng.choice(SHAPES)) if rng.random() < 0.5 else (rng.choice(COLOURS), other.shape)
+        other = _pick(rng, things)
+        colour, shape = (other.colour, _pick(rng, SHAPES)) if rng.random() < 0.5 else (_pick(rng, COLOURS), other.shape)
         if (colour, shape) not in present:
             break
-    exists = [(f"is there {_article(shown.colour)} {shown.colour} {shown.shape}?", "yes"), (f"is there {_article(colour)} {colour} {shape}?", "no")]
-    ask("exists", draw(exists))
+    ask("exists", [(f"is there {_article(shown.colour)} {shown.colour} {shown.shape}?", "yes"), (f"is there {_article(colour)} {colour} {shape}?", "no")])
 
-    pairs = []
-    for i, a in enumerate(things):
-        for b in things[i + 1 :]:
-            if unique[a.index] and unique[b.index] and any(strictly(a, r, b) for r in RELATIONS):
-                pairs.append((a, b))
+    named = [i for i in range(len(things)) if unique[i]]
+    pairs = [(a, b) for k, a in enumerate(named) for b in named[k + 1 :] if scene.strict[a][b]]
     relational = []
     for a, b in draw(pairs):
         first, second = (a, b) if rng.random() < 0.5 else (b, a)
-        relation = rng.choice([r for r in RELATIONS if strictly(first, r, second)])
+        relation = _pick(rng, scene.strict[first][second])
         asked, answer = (relation, "yes") if rng.random() < 0.5 else (OPPOSITE[relation], "no")
-        relational.append((f"is {phrase(rng.choice(unique[first.index]))} {asked} {phrase(rng.choice(unique[second.index]))}?", answer))
+        relational.append((f"is {phrase(_pick(rng, unique[first]))} {asked} {phrase(_pick(rng, unique[second]))}?", answer))
     ask("relation", relational)
     return questions
 
@@ -196,44 +218,45 @@ def _questions(things: list[Thing], unique: list[list[Description]], rng: random
 # Referring expressions.
 
 
-def _refexps(things: list[Thing], descriptions, unique, picks, rng: random.Random) -> list[dict]:
-    # descriptions[i]: object i's descriptions as _NAMED orders them; unique[i]: those picking only it; picks: who each picks.
+def _refexps(scene: _Scene, rng: random.Random) -> list[dict]:
     refexps = []
-    for target in things:
+    for target in scene.things:
         expressions = []
-        if unique[target.index]:
-            expressions.append((phrase(rng.choice(unique[target.index]), rng.choice(("one", "shape"))), "attribute"))
-        relational = _relational(target, things, descriptions, unique, picks, rng)
+        if scene.unique[target.index]:
+            expressions.append((phrase(_pick(rng, scene.unique[target.index]), _pick(rng, ("one", "shape"))), "attribute"))
+        relational = _relational(scene, target.index, rng)
         if relational:
             expressions.append((relational, "relation"))
-        positional = _positional(target, descriptions, picks, rng)
+        positional = _positional(scene, target.index, rng)
         if positional:
             expressions.append((positional, "position"))
         refexps += [{"expression": e, "box": list(target.box), "object": target.index, "kind": k} for e, k in expressions]
     return refexps
 
 
-def _relational(target: Thing, things: list[Thing], descriptions, unique, picks, rng: random.Random) -> str | None:
+def _relational(scene: _Scene, target: int, rng: random.Random) -> str | None:
     """"the D left of the E": E an anchor named uniquely, D the most general description that leaves only the
     target; (anchor, relation) drawn uniformly among those that allow one (the first to in a shuffled order)."""
-    options = [(anchor, r) for anchor in things if anchor is not target and unique[anchor.index] for r in RELATIONS if strictly(target, r, anchor)]
+    strict, loose, unique = scene.strict, scene.loose, scene.unique
+    options = [(anchor, r) for anchor in range(len(scene.things)) if anchor != target and unique[anchor] for r in strict[target][anchor]]
     rng.shuffle(options)
     for anchor, relation in options:
-        for description in descriptions[target.index]:
-            picked = [t for t in picks[description] if t is not anchor and loosely(t, relation, anchor)]
+        for description in scene.descriptions[target]:
+            picked = [k for k in scene.picks[description] if k != anchor and relation in loose[k][anchor]]
             if picked == [target]:
-                return f"{phrase(description)} {relation} {phrase(_most_general(unique[anchor.index], rng))}"
+                return f"{phrase(description)} {relation} {phrase(_most_general(unique[anchor], rng))}"
     return None
 
 
-def _positional(target: Thing, descriptions, picks, rng: random.Random) -> str | None:
+def _positional(scene: _Scene, target: int, rng: random.Random) -> str | None:
     """"the D on the left": D matches two or more objects and the target lies strictly beyond the others."""
     found = []
-    for description in descriptions[target.index]:
-        rivals = [t for t in picks[description] if t is not target]
+    for description in scene.descriptions[target]:
+        rivals = [k for k in scene.picks[description] if k != target]
         if rivals:
-            found += [(description, r) for r in RELATIONS if all(strictly(target, r, rival) for rival in rivals)]
+            beyond = set(scene.strict[target][rivals[0]]).intersection(*(scene.strict[target][k] for k in rivals[1:]))
+            found += [(description, r) for r in RELATIONS if r in beyond]
     if not found:
         return None
-    description, relation = rng.choice(found)
+    description, relation = _pick(rng, found)
     return f"{phrase(description)} {POSITIONS[relation]}"

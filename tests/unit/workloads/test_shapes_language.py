@@ -159,3 +159,17 @@ def test_language_is_deterministic_and_depends_on_the_seed():
 def test_answer_vocabulary_is_fixed_and_sorted():
     assert list(ANSWERS) == sorted(set(ANSWERS))
     assert set(ANSWERS) == {*COLOURS, *SHAPES, *SIZES, *(str(n) for n in range(7)), "yes", "no"}
+
+
+def test_manifest_lists_the_answers_and_the_shard_reader_yields_the_language(tmp_path):
+    from vlp.workloads.data.readers import open_source
+    from vlp.workloads.data.shapes import generate_shapes
+
+    params = ShapesParams(samples=12, seed=6, max_objects=3, shard_size=5)
+    manifest = generate_shapes(params, str(tmp_path), processes=1)
+    assert manifest["answers"] == list(ANSWERS)
+    source = open_source(str(tmp_path))
+    assert source.answers == ANSWERS
+    for record in source.read():
+        meta = render_sample(params, int(record.key))["json"]
+        assert record.questions == tuple(meta["questions"]) and record.refexps == tuple(meta["refexps"])
