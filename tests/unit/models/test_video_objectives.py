@@ -137,3 +137,23 @@ def test_video_options_that_cannot_work_are_refused(video, message):
 
     with pytest.raises(ValidationError, match=message):
         ModelSection(arch="video", video=video)
+
+
+TWO_PROCESS_CASES = [
+    ({}, {"unified_contrastive_weight": 1.0, "masked_video": {"weight": 0.5}}),
+    ({"local_loss": False}, {"contrastive_weight": 0.0, "unified_contrastive_weight": 1.0}),
+    ({"local_loss": False, "gather_with_grad": False}, {"unified_contrastive_weight": 2.0}),
+]
+
+
+def test_two_processes_give_the_single_process_update_with_labels_across_ranks():
+    """Same-class positives on the other process count: the gathered labels are every process's."""
+    from two_process_gloo import run_on_two_processes
+    from video_objective_workers import distributed_video_gradients, video_gradients
+
+    rank0, rank1 = run_on_two_processes(distributed_video_gradients, TWO_PROCESS_CASES)
+    for index, (objective_doc, video_doc) in enumerate(TWO_PROCESS_CASES):
+        single = video_gradients(objective_doc, video_doc, None)
+        for expected, got0, got1 in zip(single["grads"], rank0[index]["grads"], rank1[index]["grads"]):
+            assert torch.allclose(got0, expected, atol=1e-6, rtol=1e-5), (index, expected, got0)
+            assert torch.equal(got0, got1)
