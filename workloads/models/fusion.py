@@ -24,6 +24,7 @@ head); `encode_image`/`encode_text` still answer, with those untrained projectio
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,7 +37,7 @@ from torch import nn
 
 from vlp.platform.spec.fusion import FusionOptions, MaskedModelingOptions
 from vlp.workloads.models import clip
-from vlp.workloads.models.masking import IGNORE_INDEX, block_patch_mask, content_positions, mask_tokens, random_patch_mask
+from vlp.workloads.models.masking import IGNORE_INDEX, content_positions, draw_patch_mask, mask_tokens
 from vlp.workloads.models.vision_tower import VisionTower, is_vit_cfg
 from vlp.workloads.objectives.gather import gather_values
 from vlp.workloads.objectives.itm import draw_negatives, gather_rows, matching_labels
@@ -196,6 +197,24 @@ class TiedVocabularyHead(nn.Module):
         return F.linear(self.norm(F.gelu(self.dense(hidden))), token_embedding[: self.vocab_size], self.bias)
 
 
+@contextmanager
+def patches_replaced(visual: nn.Module, patch_mask: torch.Tensor | None, mask_token: torch.Tensor | None):
+    """While inside, a ViT tower's patch embeddings at `patch_mask` [B, P] (True = masked) are `mask_token`.
+
+    The token replaces them where the patch embedding is made (conv1, or MS-CLIP's stem), so the class token,
+    positions, the conv branch and every layer after run as they always do (SimMIM, BEiT)."""
+    if patch_mask is None:
+        yield
+        return
+    grid_mask = patch_mask.reshape(patch_mask.shape[0], 1, *visual.grid_size)
+    token = mask_token.view(1, -1, 1, 1)
+    hook = visual.conv1.register_forward_hook(lambda module, inputs, output: torch.where(grid_mask, token.to(output.dtype), output))
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 class ImageTower(nn.Module):
     """The preset's image tower as (pooled embedding [B, E], tokens [B, T, width]); a ViT's masked patches take a
     learned mask token (when `maskable`)."""
@@ -232,18 +251,8 @@ class ImageTower(nn.Module):
             feature_map = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(images)))))
             positions = feature_map.flatten(2).transpose(1, 2)
             return visual.attnpool(feature_map), torch.cat([positions.mean(dim=1, keepdim=True), positions], dim=1)
-        if patch_mask is None:
+        with patches_replaced(self.visual, patch_mask, self.mask_token):
             tokens = self.visual.forward_tokens(images)
-        else:
-            # The mask token replaces the patch embeddings where the patch embedding is made (conv1, or MS-CLIP's
-            # stem), so class token, positions, the conv branch and every layer after run as they always do.
-            grid_mask = patch_mask.reshape(patch_mask.shape[0], 1, *self.visual.grid_size)
-            token = self.mask_token.view(1, -1, 1, 1)
-            hook = self.visual.conv1.register_forward_hook(lambda module, inputs, output: torch.where(grid_mask, token.to(output.dtype), output))
-            try:
-                tokens = self.visual.forward_tokens(images)
-            finally:
-                hook.remove()
         return self.visual.pool(tokens) @ self.visual.proj, tokens
 
 
@@ -368,7 +377,7 @@ class FusionModel(nn.Module):
                 outputs["unimodal_mlm_logits"] = self.unimodal_mlm_head(masked_text_tokens[predicted], self.text.token_embedding)
                 outputs["unimodal_mlm_labels"] = masked_text.labels[predicted]
         if settings.masks_images:
-            patch_mask = self._patch_mask(images.shape[0], images.device)
+            patch_mask = draw_patch_mask(settings.image_masking, images.shape[0], tuple(self.image.visual.grid_size), settings.image_mask_ratio, images.device)
             _, masked_image_tokens = self.image(images, patch_mask)
             masked_patches = patchify(images, self.image.patch_size)[patch_mask]
             if self.unimodal_mim_head is not None:
@@ -413,14 +422,6 @@ class FusionModel(nn.Module):
             torch.cat([padding, negative_padding, padding]),
         )
         return {"itm_logits": self.itm_head(self.pooled_cls(fused)), "itm_labels": matching_labels(texts.shape[0], texts.device)}
-
-    def _patch_mask(self, batch: int, device) -> torch.Tensor:
-        settings = self.settings
-        grid = tuple(self.image.visual.grid_size)
-        if settings.image_masking == "block":
-            return block_patch_mask(batch, grid, settings.image_mask_ratio, device=device)
-        return random_patch_mask(batch, grid[0] * grid[1], settings.image_mask_ratio, device=device)
-
 
 def build(model_cfg: dict) -> FusionModel:
     return FusionModel(model_cfg)

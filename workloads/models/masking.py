@@ -136,3 +136,10 @@ def _add_block(mask: torch.Tensor, most: int, least: int, log_aspect: tuple[floa
                 region.fill_(True)
                 return added
     return 0
+
+
+def draw_patch_mask(kind: str, batch: int, grid: tuple[int, int], ratio: float, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`model.masked_modeling.image_masking` `random` or `block`: [batch, H*W] bool, True = masked."""
+    if kind == "block":
+        return block_patch_mask(batch, grid, ratio, device=device, generator=generator)
+    return random_patch_mask(batch, grid[0] * grid[1], ratio, device=device, generator=generator)
