@@ -126,3 +126,28 @@ def embedding_projection(image_features: torch.Tensor, text_features: torch.Tens
     axes.legend()
     axes.set_title(title)
     return _save(figure, path)
+
+
+def grounding_boxes(samples: list[dict], title: str, path: Path) -> Path:
+    """Each sample's stored image (`image` bytes) with its predicted box (red) and true box (green), both pixel
+    (x0, y0, x1, y1), titled with the referring expression."""
+    import io
+
+    from matplotlib.patches import Rectangle
+    from PIL import Image
+
+    plt = _pyplot()
+    columns = min(4, len(samples))
+    rows = -(-len(samples) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, sample in zip(grid.flat, samples):
+        axes.imshow(np.asarray(Image.open(io.BytesIO(sample["image"])).convert("RGB")))
+        for box, colour in ((sample["true"], "lime"), (sample["predicted"], "red")):
+            x0, y0, x1, y1 = (float(value) for value in box)
+            # Box edges are pixel edges; imshow centres pixel i on i, so edges sit at -0.5.
+            axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=1.5))
+        axes.set_title(sample["expression"], fontsize=7, wrap=True)
+    figure.suptitle(title, fontsize=9)
+    return _save(figure, path)

@@ -23,6 +23,7 @@ TASK_PREFIXES = {
     "zeroshot_segmentation": "segmentation",
     "modality_gap": "modality_gap",
     "domain_accuracy": "domain",
+    "visual_grounding": "grounding",
 }
 REGISTRY_PREFIX = "models:/"
 
