@@ -55,7 +55,7 @@ class TrainSection(Section):
     statistics depend on the micro-batch, are refused)."""
     parallelism: Literal["ddp", "fsdp"] = "ddp"
     """`ddp`: every process holds the whole model and optimizer state; `fsdp`: FSDP2 shards parameters, gradients and
-    optimizer state over the processes (per transformer block and per tower, or as one group for models that tie
+    optimizer state over the processes (per transformer block, the rest as one group at the root; as one group for models that tie
     layers across towers; bf16 parameters with fp32 gradient reduction when `precision` is `bf16`), checkpoints are
     written sharded by every process and restore at any world size and under either parallelism."""
     grad_checkpointing: bool = False

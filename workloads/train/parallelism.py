@@ -1,13 +1,16 @@
 """`train.parallelism`: how the model's parameters, gradients and optimizer state are spread over the processes.
 
 - `ddp`: every process holds everything; DistributedDataParallel averages gradients after each backward pass.
-- `fsdp`: FSDP2 (`torch.distributed.fsdp.fully_shard`) shards every transformer block, then each tower, then what
-  is left at the model's root, over all processes: each holds 1/world of the parameters, gradients and optimizer
-  state and gathers a block's full parameters only while it runs. With `precision: bf16` the gathered parameters
-  are bf16 and gradients are reduced in fp32 (torchtitan's default policy).
+- `fsdp`: FSDP2 (`torch.distributed.fsdp.fully_shard`) shards every transformer block, then what is left (embeddings,
+  stems, projections, heads) as one group at the model's root, over all processes: each holds 1/world of the
+  parameters, gradients and optimizer state and gathers a block's full parameters only while it runs. With
+  `precision: bf16` the gathered parameters are bf16 and gradients are reduced in fp32 (torchtitan's default policy).
 
-Blocks are open_clip's transformer blocks (`…resblocks.N`), and towers the top-level children that hold them (the
-image tower `visual`, the text transformer). Models that use one module in two places (MS-CLIP and multiway tie
+Blocks are open_clip's transformer blocks (`…resblocks.N`). A group's parameters are gathered by its module's
+`forward`, so only modules every model calls through their forward form groups: blocks and the root. Tower-level
+groups were tried and dropped: PACL and the fusion models call a tower's parts (`visual._embeds`,
+`visual.transformer`) without its forward, which left those parameters sharded when used. Parameters frozen with
+`requires_grad=False` (PACL's backbone) are sharded like the others and get no optimizer state. Models that use one module in two places (MS-CLIP and multiway tie
 layers across towers) are sharded as one group: still 1/world of the state per process, but the whole model is
 gathered during the forward and backward passes. Scalar parameters (the logit scale and bias), which FSDP2 cannot
 shard, stay whole on every process and their gradients are averaged by `average_replicated_gradients`.
@@ -61,16 +64,6 @@ def transformer_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     return blocks
 
 
-def towers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The model's top-level children that hold transformer blocks (or, for convolutional towers, parameters)."""
-    holding_blocks = {id(block) for block in transformer_blocks(model)}
-    found = []
-    for child in model.children():
-        if any(id(module) in holding_blocks for module in child.modules()) or (child is getattr(model, "visual", None)):
-            found.append(child)
-    return found
-
-
 def parallelize(model: torch.nn.Module, parallelism: str, world_size: int, precision: str) -> ParallelModel:
     """Wrap (ddp) or shard in place (fsdp) the model already on its device; the optimizer is built afterwards."""
     if world_size == 1:
@@ -90,8 +83,6 @@ def parallelize(model: torch.nn.Module, parallelism: str, world_size: int, preci
         # Innermost first: each fully_shard call takes the parameters not yet claimed by a group below it.
         for block in transformer_blocks(model):
             fully_shard(block, mp_policy=policy, ignored_params=ignored)
-        for tower in towers(model):
-            fully_shard(tower, mp_policy=policy, ignored_params=ignored)
     fully_shard(model, mp_policy=policy, ignored_params=ignored)
 
     @contextlib.contextmanager

@@ -20,21 +20,23 @@ class LossRecorder(NullTracker):
             self.losses[step] = float(metrics["train/loss"])
 
 
-def spec(parallelism: str, max_steps: int, processes: int, arch: str = "clip", precision: str = "fp32", accum_steps: int = 1):
+def spec(parallelism: str, max_steps: int, processes: int, arch: str = "clip", precision: str = "fp32", accum_steps: int = 1,
+         model: dict | None = None, train: dict | None = None):
     return spec_from_dict({
         "name": "parallelism",
-        "model": {"arch": arch, "preset": "shapes-vit-micro"},
+        "model": {"arch": arch, "preset": "shapes-vit-micro", **(model or {})},
         "train": {"batch_size": 16, "max_steps": max_steps, "warmup_steps": 1, "lr": 1e-3, "log_every": 1,
                   "checkpoint_every": 100, "parallelism": parallelism, "precision": precision,
-                  "accum_steps": accum_steps},
+                  "accum_steps": accum_steps, **(train or {})},
         "resources": {"nodes": 1, "procs_per_node": processes},
     })
 
 
-def train(rank: int, root: str, shards: list[str], parallelism: str, max_steps: int, processes: int, accum_steps: int = 1) -> dict:
-    """Train (resuming from `root`'s checkpoints if any); the loss per step, per-process state bytes, final weights."""
+def train(rank: int, root: str, shards: list[str], parallelism: str, max_steps: int, processes: int, accum_steps: int = 1, **options) -> dict:
+    """Train (resuming from `root`'s checkpoints if any); the loss per step, per-process state bytes, final weights.
+    `options`: `arch`, and `model` / `train` fields beside the defaults."""
     recorder = LossRecorder()
-    trainer = PretrainTrainer(spec(parallelism, max_steps, processes, accum_steps=accum_steps), TrainInputs(RunLayout(root, "run"), shards, lambda: recorder))
+    trainer = PretrainTrainer(spec(parallelism, max_steps, processes, accum_steps=accum_steps, **options), TrainInputs(RunLayout(root, "run"), shards, lambda: recorder))
     trainer.train()
     from vlp.workloads.train.sharded_state import full_model_state
 
@@ -101,6 +103,9 @@ def everything_on_two_processes(rank: int, roots: dict, shards: list[str], steps
         "fsdp_accumulating": train(rank, roots["fsdp_accumulating"], shards, "fsdp", steps, 2, accum_steps=4),
         "ddp_accumulating": train(rank, roots["ddp_accumulating"], shards, "ddp", steps, 2, accum_steps=4),
         "ddp_resumed_as_fsdp": resume_elsewhere(rank, roots["ddp"], roots["ddp_resumed_as_fsdp"], shards, "fsdp", steps),
+        "fsdp_grad_checkpointing": train(rank, roots["fsdp_grad_checkpointing"], shards, "fsdp", steps, 2, train={"grad_checkpointing": True}),
+        **{f"{parallelism}_frozen_backbone": train(rank, roots[f"{parallelism}_frozen_backbone"], shards, parallelism, steps, 2, arch="pacl",
+                                                   model={"pacl": {"freeze_backbone": True}}) for parallelism in ("ddp", "fsdp")},
         "tied": {arch: tied_model_gradients(rank, arch) for arch in tied_archs},
         "bf16": tied_model_gradients(rank, "clip", precision="bf16"),
     }

@@ -20,18 +20,36 @@ TIED = ["clip", "msclip", "multiway"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shapes_shards):
-    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in ("ddp", "fsdp", "fsdp_accumulating", "ddp_accumulating", "ddp_resumed_as_fsdp")}
+    kinds = ("ddp", "fsdp", "fsdp_accumulating", "ddp_accumulating", "ddp_resumed_as_fsdp", "fsdp_grad_checkpointing", "ddp_frozen_backbone", "fsdp_frozen_backbone")
+    roots = {kind: str(tmp_path_factory.mktemp(kind)) for kind in kinds}
     per_rank = run_on_two_processes(everything_on_two_processes, roots, shapes_shards, STEPS, TIED)
     return {"roots": roots, **{key: [results[key] for results in per_rank] for key in per_rank[0]}}
 
 
-@pytest.mark.parametrize("kind", ["fsdp", "fsdp_accumulating", "ddp_accumulating"])
+@pytest.mark.parametrize("kind", ["fsdp", "fsdp_accumulating", "ddp_accumulating", "fsdp_grad_checkpointing"])
 def test_fsdp_and_accumulation_follow_the_ddp_loss_curve(runs, kind):
     ddp, fsdp = runs["ddp"][0]["losses"], runs[kind][0]["losses"]
     assert sorted(ddp) == list(range(1, STEPS + 1)) and ddp.keys() == fsdp.keys()
     for step in ddp:
         assert fsdp[step] == pytest.approx(ddp[step], rel=1e-4), (step, ddp, fsdp)
     assert len(set(ddp.values())) == STEPS
+
+
+def test_fsdp_with_a_frozen_backbone_trains_only_the_head_and_follows_ddp(runs, shapes_shards):
+    ddp, fsdp = runs["ddp_frozen_backbone"][0], runs["fsdp_frozen_backbone"][0]
+    assert ddp["losses"].keys() == fsdp["losses"].keys() and len(ddp["losses"]) == STEPS
+    for step, loss in ddp["losses"].items():
+        assert fsdp["losses"][step] == pytest.approx(loss, rel=1e-4), (step, ddp["losses"], fsdp["losses"])
+    # PACL's frozen CLIP keeps its initial weights; only the patch embedder and the temperature move (and hold state).
+    from vlp.platform.spec.model import ModelSection
+    from vlp.workloads.models.factory import build_model
+
+    torch.manual_seed(0)
+    initial = build_model(ModelSection(arch="pacl", preset="shapes-vit-micro", pacl={"freeze_backbone": True})).model.state_dict()
+    frozen = [name for name in initial if name.startswith("backbone.") and "logit_" not in name]
+    assert frozen and all(torch.equal(fsdp["model"][name], initial[name]) for name in frozen)
+    assert not any(name in fsdp["exp_avg"] for name in frozen)
+    assert any(not torch.equal(fsdp["model"][name], initial[name]) for name in initial if name.startswith("patch_embedder"))
 
 
 def test_fsdp_holds_about_half_the_state_per_process(runs):
