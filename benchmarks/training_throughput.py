@@ -14,7 +14,9 @@ from vlp.benchmarks.stats import alternating, ratio, summarize
 from vlp.benchmarks.training_runs import TrainingSetup, TrainingWorkspace
 
 SYSTEMS = ("vlp", "vlp-fsdp", "open_clip")
-GPU_ONLY_SYSTEM = "vlp-cpu-decode"
+# On a GPU also: vlp decoding JPEGs in the loader workers (as open_clip does) instead of on the GPU, and vlp compiled
+# (its start-up against its steady state says after how many steps compilation pays, see device_path.py).
+GPU_SYSTEMS = {"vlp-cpu-decode": ["train.decode_on_device=false"], "vlp-compiled": ["train.compile=true"]}
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,14 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
             Column("mfu", "MFU", "{:.1%}"),
         ],
     )
-    # On a GPU vlp decodes JPEGs there by default; the same run with decoding in the loader workers (as open_clip
-    # decodes) shows what that is worth.
-    systems = (*SYSTEMS, GPU_ONLY_SYSTEM) if setup.device == "cuda" else SYSTEMS
+    systems = (*SYSTEMS, *GPU_SYSTEMS) if setup.device == "cuda" else SYSTEMS
     by_system: dict[str, list] = {system: [] for system in systems}
     for repeat, system in alternating(systems, repeats):
         if system == "open_clip":
             measurement = workspace.run_open_clip("default", repeat)
         else:
             parallelism = "fsdp" if system == "vlp-fsdp" else "ddp"
-            overrides = [f"train.parallelism={parallelism}"] + (["train.decode_on_device=false"] if system == GPU_ONLY_SYSTEM else [])
+            overrides = [f"train.parallelism={parallelism}", *GPU_SYSTEMS.get(system, [])]
             measurement = workspace.run_vlp(system, repeat, overrides)
             measurement.system = system
         by_system[system].append(measurement)
@@ -103,6 +103,8 @@ def run_training_throughput(setup: TrainingSetup, workdir: Path, repeats: int = 
         "vlp_fsdp_samples_per_second": by_row["vlp-fsdp"]["samples_per_second"],
         "open_clip_samples_per_second": open_clip_rate,
     }
+    if "vlp-compiled" in by_row:
+        report.summary["compile_pays_after_steps"] = compile_break_even(by_row["vlp"], by_row["vlp-compiled"], setup.batch_size)
     report.notes = [
         f"steady state: samples/s between the end of step {setup.skip_steps} and the last of {setup.steps} steps, "
         "timed by the same optimizer-step hook in both trainers (vlp.benchmarks.worker_entry); samples/CPU-s divides "
@@ -119,3 +121,12 @@ def _device_name(device: str) -> str | None:
     if device == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return None
+
+
+def compile_break_even(eager: dict, compiled: dict, batch_size: int) -> float | None:
+    """Steps after which the compiled run's extra start-up is repaid by its faster steps (None: it never is)."""
+    if not eager["samples_per_second"] or not compiled["samples_per_second"] or eager["startup_seconds"] is None or compiled["startup_seconds"] is None:
+        return None
+    saved_per_step = batch_size / eager["samples_per_second"] - batch_size / compiled["samples_per_second"]
+    extra_startup = compiled["startup_seconds"] - eager["startup_seconds"]
+    return max(0.0, extra_startup) / saved_per_step if saved_per_step > 0 else None

@@ -62,3 +62,12 @@ def test_cpu_rate_sums_the_cpu_time_of_every_process():
     rank0, rank1 = [5.0, 6.0, 7.0, 8.0], [4.0, 5.0, 6.0, 7.0]
     assert cpu_rate([rank0, rank1], samples_per_step=8, skip_steps=1) == pytest.approx(2 * 8 / 4.0)
     assert cpu_rate([rank0[:2]], 8, 1) is None
+
+
+def test_compilation_pays_after_its_extra_start_up_divided_by_the_time_saved_per_step():
+    from vlp.benchmarks.training_throughput import compile_break_even
+
+    eager, compiled = {"samples_per_second": 1000.0, "startup_seconds": 10.0}, {"samples_per_second": 1250.0, "startup_seconds": 70.0}
+    # 256 samples: 0.256 s a step eager, 0.2048 s compiled; 60 s more start-up / 0.0512 s saved per step.
+    assert compile_break_even(eager, compiled, 256) == pytest.approx(60 / 0.0512)
+    assert compile_break_even(eager, {"samples_per_second": 900.0, "startup_seconds": 70.0}, 256) is None
