@@ -24,6 +24,21 @@ def build(model_cfg: dict) -> torch.nn.Module:
     return model
 
 
+class OnClipBackbone(torch.nn.Module):
+    """A model built around a CLIP `backbone`: the backbone's temperature (and SigLIP bias) are the model's, so the
+    trainer clamps and logs `model.logit_scale` whatever the architecture."""
+
+    backbone: torch.nn.Module
+
+    @property
+    def logit_scale(self) -> torch.nn.Parameter:
+        return self.backbone.logit_scale
+
+    @property
+    def logit_bias(self):
+        return self.backbone.logit_bias
+
+
 def needs_vision_tower(options: dict) -> bool:
     return options.get("pooling", "cls") == "ggem" or bool(options.get("early_specialization")) or bool(options.get("aux_adapter"))
 

@@ -45,7 +45,7 @@ def pacl_compatibility(patches: torch.Tensor, texts: torch.Tensor, temperature: 
     return (pooled * texts.unsqueeze(0)).sum(dim=-1)
 
 
-class PaclModel(nn.Module):
+class PaclModel(clip.OnClipBackbone):
     def __init__(self, model_cfg: dict):
         super().__init__()
         options = model_cfg.get("vlp", {})
@@ -58,15 +58,6 @@ class PaclModel(nn.Module):
         self.patch_embedder = ResidualMLP(embed_dim, settings.get("embedder_hidden") or 2 * embed_dim)
         self.patch_temperature = float(settings.get("patch_temperature", 0.1))
         self.grid_size = tuple(self.backbone.visual.grid_size)
-
-    # The backbone's temperature (and SigLIP bias) are the model's: the trainer clamps and logs `model.logit_scale`.
-    @property
-    def logit_scale(self) -> nn.Parameter:
-        return self.backbone.logit_scale
-
-    @property
-    def logit_bias(self):
-        return self.backbone.logit_bias
 
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return self.backbone.encode_image(images, normalize=normalize)

@@ -39,7 +39,7 @@ IMAGE_OPTIONS = ("pooling", "ggem", "early_specialization", "aux_adapter")
 DEFAULT_FRAMES = 8
 
 
-class VideoCLIP(nn.Module):
+class VideoCLIP(clip.OnClipBackbone):
     def __init__(self, model_cfg: dict):
         super().__init__()
         options = model_cfg.get("vlp", {})
@@ -92,15 +92,6 @@ class VideoCLIP(nn.Module):
             is_image = name.startswith("visual.")
             if (is_image and self.freeze_image_encoder) or (not is_image and self.freeze_text_encoder and name not in ("logit_scale", "logit_bias")):
                 parameter.requires_grad_(False)
-
-    # The backbone's temperature (and SigLIP bias) are the model's: the trainer clamps and logs `model.logit_scale`.
-    @property
-    def logit_scale(self) -> nn.Parameter:
-        return self.backbone.logit_scale
-
-    @property
-    def logit_bias(self):
-        return self.backbone.logit_bias
 
     def encode_text(self, texts: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         with torch.no_grad() if self.freeze_text_encoder else contextlib.nullcontext():
