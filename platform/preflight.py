@@ -51,6 +51,11 @@ def check_model(spec: ExperimentSpec) -> None:
     elif isinstance(section.init_from, str) and not section.init_from.startswith("models:/"):
         if not _is_remote(section.init_from) and not open_storage(section.init_from).exists(section.init_from):
             raise SpecError(f"model.init_from: no checkpoint at {section.init_from}; check the path (or use models:/NAME@ALIAS)")
+    if spec.workload == "pretrain":
+        # Objectives hold no weights: building one catches the terms an architecture cannot serve.
+        from vlp.workloads.objectives.factory import build_objective
+
+        build_objective(spec.objective, section)
 
 
 def _build_on_meta_device(spec: ExperimentSpec) -> None:

@@ -104,7 +104,7 @@ def compose_model_cfg(section: ModelSection, base_cfg: dict[str, Any], contrasti
     if section.arch == "pacl":
         options["pacl"] = {"embedder_hidden": section.pacl.embedder_hidden, "patch_temperature": section.pacl.patch_temperature}
     for name in ("fusion", "masked_modeling", "transvg", "video"):
-        if section.arch in ARCH_OPTIONS[name] and (name != "masked_modeling" or section.arch != "multiway" or "masked_modeling" in section.changed_fields()):
+        if section.arch in ARCH_OPTIONS[name] and (name != "masked_modeling" or section.arch != "multiway" or section.masked_modeling.enabled):
             options[name] = getattr(section, name).model_dump(mode="json")
     open_clip_native = section.arch == "clip" and set(options) == {"arch", "pooling"} and (section.pooling == "cls" or vit)
     if not open_clip_native:

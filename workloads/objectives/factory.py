@@ -97,7 +97,7 @@ class PretrainObjective(torch.nn.Module):
 
 
 def build_objective(objective: ObjectiveSection, model: ModelSection) -> torch.nn.Module:
-    if model.arch in ARCH_OBJECTIVES or (model.arch == "multiway" and "masked_modeling" in model.changed_fields()):
+    if model.arch in ARCH_OBJECTIVES or (model.arch == "multiway" and model.masked_modeling.enabled):
         return importlib.import_module(ARCH_OBJECTIVES.get(model.arch, ARCH_OBJECTIVES["fusion"])).build(objective, model)
     make = partial(CONTRASTIVE[objective.contrastive], objective.local_loss, objective.gather_with_grad)
     harmonizer = NoiseHarmonizer(**objective.nlip.model_dump()) if objective.noise == "nlip" else None

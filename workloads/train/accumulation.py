@@ -33,7 +33,8 @@ GLOBAL_OUTPUTS = ("logit_scale", "logit_bias")
 BATCH_STATISTICS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.SyncBatchNorm)
 
 
-# Architectures whose objectives are not the contrastive + captioning terms GradientAccumulation splits exactly.
+# Architectures whose objectives are not the contrastive + captioning terms GradientAccumulation splits exactly
+# (a model class can also say so itself with `accumulable = False`, as multiway with masked modeling does).
 NOT_ACCUMULABLE = ("fusion", "flava", "transvg", "video")
 
 
@@ -41,7 +42,7 @@ def check_accumulable(model: torch.nn.Module, accum_steps: int, arch: str = "cli
     """Refuse accumulation where micro-batches cannot give the whole batch's gradients."""
     if accum_steps == 1:
         return
-    if arch in NOT_ACCUMULABLE:
+    if arch in NOT_ACCUMULABLE or not getattr(model, "accumulable", True):
         raise SpecError(f"train.accum_steps {accum_steps}: not supported for model.arch {arch} (its objective has terms "
                         "that are not split exactly over micro-batches); use train.accum_steps 1")
     normalised = next((name for name, module in model.named_modules() if isinstance(module, BATCH_STATISTICS)), None)
