@@ -130,7 +130,11 @@ class ImageTransform:
         return self.normalise(self.to_uint8(image_bytes, seed))
 
     def to_uint8(self, image_bytes: bytes, seed: int | None = None) -> torch.Tensor:
-        pixels = decode_rgb(image_bytes)
+        return self.transform_uint8(decode_rgb(image_bytes), seed)
+
+    def transform_uint8(self, pixels: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Decoded uint8 3×H×W, or T×3×H×W video frames, → the transformed uint8 pixels; frames of a video share one
+        crop, one jitter and one grey-scale coin, so the augmentation stays consistent across time."""
         if self.augment is None:
             return resize_and_crop(pixels, self.preprocess, _interpolation(self.preprocess.interpolation), self.preprocess.fill_color, self.exact)
         if seed is None:
@@ -230,6 +234,8 @@ def _resize(pixels: torch.Tensor, size: tuple[int, int], interpolation, exact: b
     import numpy as np
     from PIL import Image
 
+    if pixels.ndim == 4:  # video frames: PIL resamples one image at a time
+        return torch.stack([_resize(frame, size, interpolation, exact) for frame in pixels])
     resample = {InterpolationMode.BICUBIC: Image.BICUBIC, InterpolationMode.BILINEAR: Image.BILINEAR}[interpolation]
     image = Image.fromarray(pixels.permute(1, 2, 0).numpy())
     return torch.from_numpy(np.asarray(image.resize((size[1], size[0]), resample)).copy()).permute(2, 0, 1)
