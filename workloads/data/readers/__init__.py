@@ -16,8 +16,8 @@ from vlp.platform.errors import StorageError
 from vlp.platform.storage import open_storage
 from vlp.workloads.data.readers.records import EvalRecord, EvalSource, is_image
 
-Format = Literal["auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa"]
-FORMATS = ("auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa")
+Format = Literal["auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa", "video"]
+FORMATS = ("auto", "wds", "clip_benchmark", "csv", "folder", "domainbed", "refcoco", "vqa", "video")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,10 @@ def open_source(uri: str, format: Format = "auto", options: ReaderOptions = Read
         from vlp.workloads.data.readers.vqa import open_vqa
 
         return open_vqa(uri, options.split, options.image_root)
+    if format == "video":  # VideoRecords: shards of video files or a WebVid-style table (readers/webvid.py)
+        from vlp.workloads.data.readers.webvid import open_with_reader_options
+
+        return open_with_reader_options(uri, options)
     raise StorageError(f"unknown dataset format {format!r} (known: {', '.join(FORMATS)})")
 
 
