@@ -136,6 +136,11 @@ def check_inputs(spec: ExperimentSpec) -> None:
     for field, uri in (("data.train", spec.data.train), ("data.eval", spec.data.eval)):
         if uri and not _has_shards(uri):
             raise SpecError(f"{field}: no webdataset shards (*.tar) found at {uri}; check the path or run `vlp data make shapes --out {uri}`")
+    if spec.workload == "pretrain":
+        from vlp.workloads.data.sample_decoders import check_training_samples
+        from vlp.workloads.data.shards import list_shards
+
+        check_training_samples(spec.model.arch, list_shards(spec.data.train)[0])
 
 
 def _has_shards(uri: str) -> bool:

@@ -8,7 +8,9 @@ A sample decoder turns one raw shard sample into `(uint8 pixels, text, targets)`
 from __future__ import annotations
 
 import importlib
+import json
 
+from vlp.platform.errors import SpecError
 from vlp.platform.spec import ExperimentSpec
 from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.loader import ImageTextDecoder
@@ -20,6 +22,25 @@ ARCH_DECODERS = {
     "transvg": ("vlp.workloads.data.grounding_samples", "GroundingDecoder"),
     "video": ("vlp.workloads.data.video_samples", "VideoTextDecoder"),
 }
+
+# What a training sample must carry for these architectures: a test on the raw sample, and how to say what is missing.
+ARCH_SAMPLE_NEEDS = {
+    "transvg": (lambda sample: bool(json.loads(sample.get("json") or b"{}").get("refexps")),
+                "referring expressions with boxes (`refexps` in each sample's json, as the shapes generator writes them)"),
+    "video": (lambda sample: any(key in sample for key in ("mp4", "webm", "avi", "mkv", "mov")), "video file per sample (`.mp4`)"),
+}
+
+
+def check_training_samples(arch: str, shard_uri: str) -> None:
+    """Refuse data the architecture cannot train on, from the first sample of a shard (before anything starts)."""
+    if arch not in ARCH_SAMPLE_NEEDS:
+        return
+    from vlp.workloads.data.shards import iter_shard
+
+    has, what = ARCH_SAMPLE_NEEDS[arch]
+    first = next(iter(iter_shard(shard_uri)), None)
+    if first is None or not has(first):
+        raise SpecError(f"data.train: {shard_uri} has no {what}, which model.arch {arch} trains on; use data that has them")
 
 
 def sample_decoder(spec: ExperimentSpec, built: BuiltModel, decode_on_device: bool = False):

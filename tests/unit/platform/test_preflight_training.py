@@ -43,3 +43,26 @@ def test_run_refuses_in_one_line(overrides, fragment, tmp_path, monkeypatch):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("vlp: error: ") and fragment in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("arch", "fragment"),
+    [("transvg", "has no referring expressions with boxes"), ("video", "has no video file per sample")],
+)
+def test_run_refuses_data_the_architecture_cannot_train_on(arch, fragment, tmp_path, monkeypatch, vlp_home):
+    """Image-text pairs without referring expressions (an img2dataset-style shard) cannot train grounding or video."""
+    import tarfile
+
+    shards = tmp_path / "pairs"
+    shards.mkdir()
+    with tarfile.open(shards / "shard-000000.tar", "w") as archive:
+        for name, data in (("0.jpg", b"\xff\xd8"), ("0.txt", b"a photo"), ("0.json", b'{"caption": "a photo"}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(f"name: wrong-data\ndata: {{source: shards, train: {shards}}}\nmodel: {{arch: {arch}, preset: shapes-vit-micro}}\ntrain: {{batch_size: 8, max_steps: 2}}\n")
+    monkeypatch.chdir(tmp_path)
+    code, err = run_vlp("run", str(experiment))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (vlp_home / "mlruns").exists() or not any((vlp_home / "mlruns").rglob("meta.yaml"))
