@@ -9,6 +9,43 @@ from pydantic import Field, field_validator, model_validator
 from vlp.platform.spec.base import Section
 
 SHAPE_STYLES = ("photo", "cartoon", "sketch", "painting")
+Motion = Literal["moving left", "moving right", "moving up", "moving down", "rotating", "growing", "shrinking", "bouncing", "appearing"]
+MOTIONS: tuple[str, ...] = Motion.__args__
+FrameSampling = Literal["uniform", "segment"]
+
+
+class VideoShapesOptions(Section):
+    """Moving-shapes clips instead of still images: one shape per clip doing one motion, an H.264 MP4 per sample."""
+
+    frames: int = Field(16, ge=2, le=128)
+    """Frames per generated clip (the model sees `data.video.frames` of them)."""
+    fps: int = Field(8, ge=1, le=60)
+    """Frame rate written in the files."""
+    motions: tuple[Motion, ...] = MOTIONS
+    """Motion classes to draw from, uniformly (the classes of motion zero-shot classification)."""
+    motion_caption_rate: float = Field(1.0, ge=0.0, le=1.0)
+    """Fraction of training captions that name the motion ("a red star moving left"); the rest describe the shape
+    alone. Held-out captions always name it."""
+    crf: int = Field(12, ge=0, le=51)
+    """x264 constant-rate factor of the clips (lower is closer to the rendered frames; 0 is lossless luma)."""
+
+    @field_validator("motions")
+    @classmethod
+    def _distinct_motions(cls, motions):
+        if not motions or len(set(motions)) != len(motions):
+            raise ValueError(f"data.shapes.video.motions: need distinct motions, at least one (got {list(motions)})")
+        return motions
+
+
+class VideoSamplingOptions(Section):
+    """Which frames of a clip a video model sees (any video data: generated clips or shards of video files)."""
+
+    frames: int = Field(8, ge=1, le=128)
+    """Frames taken from each clip (the model's T)."""
+    train_sampling: FrameSampling = "segment"
+    """Training: `segment` takes one random frame inside each of T equal segments (TSN), `uniform` the middle ones."""
+    eval_sampling: FrameSampling = "uniform"
+    """Evaluation: `uniform` takes the middle frame of each of T equal segments (the same frames every time)."""
 
 
 class ShapesSection(Section):
@@ -35,9 +72,21 @@ class ShapesSection(Section):
     caption_noise_rate: float = Field(0.0, ge=0.0, le=1.0)
     """Fraction of pairs whose caption is replaced by the caption of another random image."""
     shard_size: int = Field(2_000, ge=16)
-    """Samples per webdataset shard."""
+    """Samples per webdataset shard (video clips: at most 500 a shard)."""
     seed: int = 0
     """Generator seed; the evaluation split uses seed + 1_000_003."""
+    video: VideoShapesOptions | None = None
+    """Generate moving-shapes clips (video-text pairs) instead of images; `train_samples`/`eval_samples` count clips,
+    `image_size` is the frame side (even), `styles` and `partial_caption_rate` apply as to images."""
+
+    @model_validator(mode="after")
+    def _video_frames_fit_h264(self) -> "ShapesSection":
+        if self.video is not None:
+            if self.image_size % 2:
+                raise ValueError(f"data.shapes.image_size must be even for video clips (H.264 in yuv420p halves the colour planes); got {self.image_size}")
+            if self.max_aspect_ratio != 1.0:
+                raise ValueError("data.shapes.max_aspect_ratio: video clips are square; leave it at 1")
+        return self
 
 
 class AugmentSection(Section):
@@ -94,6 +143,8 @@ class DataSection(Section):
     """DataLoader worker processes per training process (0 decodes in the training process)."""
     augment: AugmentSection = AugmentSection()
     """Training augmentation (evaluation never augments); `augment: null` turns it off."""
+    video: VideoSamplingOptions | None = None
+    """Frame sampling for video models (`model.arch: video`); unset, the defaults (8 frames, segment / uniform)."""
     max_bad_samples: int = Field(100, ge=0)
     """Samples that fail to decode (and truncated or corrupt shards) are skipped and counted (`data/skipped_samples`); past this many per data-loading process the run stops with an error naming the shard."""
 
@@ -106,4 +157,8 @@ class DataSection(Section):
     def _shards_need_paths(self) -> "DataSection":
         if self.source == "shards" and not self.train:
             raise ValueError("data.train is required when data.source is 'shards'")
+        clip = self.shapes.video if self.source == "shapes" else None
+        if clip is not None and self.video is not None and self.video.frames > clip.frames:
+            raise ValueError(f"data.video.frames ({self.video.frames}) is more than the generated clips hold "
+                             f"(data.shapes.video.frames: {clip.frames})")
         return self
