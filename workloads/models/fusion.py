@@ -286,6 +286,8 @@ class TextTower(nn.Module):
 
 
 class FusionModel(nn.Module):
+    accumulable = False  # its terms are not split exactly over micro-batches (train.accum_steps is refused)
+
     def __init__(self, model_cfg: dict):
         super().__init__()
         options = model_cfg.get("vlp", {})

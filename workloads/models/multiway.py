@@ -82,6 +82,8 @@ class VisionLanguageExpert(nn.Module):
 
 
 class MultiwayMaskedModel(nn.Module):
+    accumulable = False  # its terms are not split exactly over micro-batches (train.accum_steps is refused)
+
     def __init__(self, model_cfg: dict):
         super().__init__()
         options = model_cfg["vlp"]

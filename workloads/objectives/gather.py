@@ -29,7 +29,7 @@ def gather(features: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     if size == 1:
         return features
     if with_grad:
-        return torch.cat(differentiable.all_gather(features), dim=0)
+        return _ContiguousGradient.apply(torch.cat(differentiable.all_gather(features), dim=0))
     parts = [torch.empty_like(features) for _ in range(size)]
     dist.all_gather(parts, features.detach().contiguous())
     parts[rank] = _ScaleGradient.apply(features, float(size))
@@ -52,3 +52,17 @@ class _ScaleGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return grad * ctx.factor, None
+
+
+class _ContiguousGradient(torch.autograd.Function):
+    """Identity forward; the gradient made contiguous backward. torch.distributed.nn.all_gather's backward on gloo
+    scatters into `empty_like(grad)`, which keeps a non-contiguous gradient's strides (an einsum's, for instance),
+    and the scattered values land in the wrong places."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.contiguous()
