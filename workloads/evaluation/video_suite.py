@@ -37,7 +37,7 @@ from vlp.workloads.models.factory import BuiltModel
 
 MOTION_FIELD = "motion"
 # Class families in the order they are reported: what needs time first, then what one frame shows.
-FAMILY_FIELDS = (MOTION_FIELD, "shape", "colour", "size")
+FAMILY_FIELDS = (MOTION_FIELD, "shape", "colour")
 # Motion classes that differ only in the order of the frames.
 ORDER_PAIRS = (("moving left", "moving right"), ("moving up", "moving down"), ("growing", "shrinking"))
 # Prompt templates per family where the experiment names none; the motion classes read as verb phrases.
@@ -45,7 +45,6 @@ FAMILY_TEMPLATES = {
     MOTION_FIELD: ("a video of something {}.", "something {}.", "a clip of an object {}."),
     "shape": ("a video of a {}.", "a {}.", "a clip of a {}."),
     "colour": ("a video of something {}.", "a {} object.", "a clip of a {} thing."),
-    "size": ("a video of a {} object.", "a {} thing."),
 }
 PLOTTED_CLIPS = 9
 PLOTTED_FRAMES = 8
@@ -160,7 +159,7 @@ def family_labels(encoded: EncodedClips, family: ClassFamily) -> tuple[torch.Ten
 def per_class_recall(predictions: torch.Tensor, labels: torch.Tensor, classnames: tuple[str, ...]) -> dict[str, float]:
     """`recall/<class>` for every class that has clips (the class name with `_` for spaces)."""
     return {
-        f"recall/{key_part(classnames[c])}": (predictions[labels == c] == c).float().mean().item()
+        f"recall/{key_part(classnames[c])}": (predictions[labels == c] == c).double().mean().item()
         for c in sorted(labels.unique().tolist())
     }
 
@@ -179,7 +178,7 @@ def order_pair_accuracy(logits: torch.Tensor, labels: torch.Tensor, classnames: 
         if not rows.any():
             continue
         choice = torch.where(logits[rows, b] > logits[rows, a], b, a)
-        metrics[f"pair_acc1/{key_part(first)}_vs_{key_part(second)}"] = (choice == labels[rows]).float().mean().item()
+        metrics[f"pair_acc1/{key_part(first)}_vs_{key_part(second)}"] = (choice == labels[rows]).double().mean().item()
     if metrics:
         metrics["order_pair_acc1"] = sum(metrics.values()) / len(metrics)
     return metrics
@@ -334,11 +333,19 @@ def _probe_splits(encoded: EncodedClips, probe: EncodedClips | None, family: Cla
 
 
 def record_labels(record) -> dict[str, str | None]:
-    return dict(record.labels)
+    """A `VideoRecord`'s classes per family: motion and shape as the reader gives them, colour from the sample's json;
+    a clip labelled by nothing else (a table's label column) is one family, `label`."""
+    labels = {MOTION_FIELD: record.motion, "shape": record.shape}
+    labels |= {name: str(record.meta[name]) for name in FAMILY_FIELDS if name not in labels and record.meta.get(name) is not None}
+    if all(value is None for value in labels.values()) and record.label is not None:
+        return {"label": record.label}
+    return labels
 
 
 def known_classes(source) -> dict[str, tuple[str, ...]]:
-    return dict(getattr(source, "classes", None) or {})
+    """The class lists the dataset declares (a manifest's motions and shapes); other families take the labels seen."""
+    declared = {MOTION_FIELD: tuple(getattr(source, "motions", ())), "shape": tuple(getattr(source, "shapes", ())), "label": tuple(source.classnames)}
+    return {name: classes for name, classes in declared.items() if classes}
 
 
 def clip_length(built: BuiltModel) -> int:
@@ -355,6 +362,8 @@ def default_clip_frames(built: BuiltModel, source) -> ClipFrames:
     transform, count = image_transform(built), clip_length(built)
 
     def frames_of(record) -> torch.Tensor:
+        if not isinstance(getattr(record, "video", None), bytes):
+            raise VlpUserError(f"data: {record.key} is not a video clip; evaluate clips from a video source (format 'video')")
         try:
             clip = decode_video(record.video, count, "uniform", name=record.key)
         except ValueError as err:  # as for images: evaluation counts every clip, so one that does not decode stops it

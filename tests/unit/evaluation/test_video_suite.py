@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 from PIL import Image
-from video_toy import COLOURS, MOTIONS, SHAPES, FrameClip, MotionClip, ToyClip, ToySource, built, frames_of, toy_clips
+from video_toy import MOTIONS, SHAPES, FrameClip, MotionClip, ToySource, built, frames_of, toy_clips
 
 from vlp.platform.spec.evaluation import EvalSection
 from vlp.workloads.evaluation.publish import flat_metrics
@@ -24,7 +24,7 @@ def results_by(output) -> dict[tuple[str, str], dict]:
 
 
 def test_a_model_that_sees_motion_gets_every_family_and_pair_right_and_draws_its_plots(tmp_path):
-    source = ToySource(toy_clips(), classes={"motion": MOTIONS, "colour": COLOURS, "shape": SHAPES})
+    source = ToySource(toy_clips(), motions=MOTIONS, shapes=SHAPES)
     output = run_video_suite(built(MotionClip(), "video"), source, SECTION, "motion-clip", plot_dir=tmp_path, clip_frames=frames_of)
     metrics = results_by(output)
     for family in ("motion", "shape", "colour"):
@@ -87,24 +87,21 @@ def test_metric_names_follow_the_prefix_slug_key_scheme():
             "temporal_order/shapes-video/reversed_cosine", "modality_gap/shapes-video/gap"} <= names
 
 
-def generated_clips(count: int, frames: int = 4) -> list[ToyClip]:
-    """Moving-shapes clips from the generator, through H.264 and back."""
-    from vlp.workloads.data.shapes_video import VideoShapesParams, render_clip
-    from vlp.workloads.data.video_codec import decode_video
+@pytest.fixture(scope="module")
+def generated_shards(tmp_path_factory):
+    """Moving-shapes clips from the generator, as H.264 in webdataset shards with their manifest."""
+    from vlp.workloads.data.shapes_video import VideoShapesParams, generate_shapes_video
 
-    params = VideoShapesParams(samples=count, seed=0, image_size=32, frames=8)
-    clips = []
-    for index in range(count):
-        sample = render_clip(params, index)
-        labels = {name: sample["json"][name] for name in ("motion", "shape", "colour")}
-        clips.append(ToyClip(sample["__key__"], decode_video(sample["mp4"], frames), (sample["txt"],), labels))
-    return clips
+    root = tmp_path_factory.mktemp("shapes-video")
+    generate_shapes_video(VideoShapesParams(samples=12, seed=0, image_size=32, frames=8, shard_size=6), str(root), processes=1)
+    return root
 
 
 @pytest.mark.parametrize("arch, options, order_blind", [
     ("clip", None, True), ("video", {}, True), ("video", {"temporal_pooling": "transformer"}, False),
 ], ids=["image-clip-frame-mean", "video-mean", "video-transformer"])
-def test_real_models_run_on_generated_clips_and_only_the_temporal_one_sees_order(arch, options, order_blind):
+def test_real_models_read_generated_clips_and_only_the_temporal_one_sees_order(generated_shards, arch, options, order_blind):
+    from vlp.workloads.data.readers import open_source
     from vlp.workloads.models.catalog import load_model_cfg
     from vlp.workloads.models.factory import build_model_from_cfg
 
@@ -117,9 +114,27 @@ def test_real_models_run_on_generated_clips_and_only_the_temporal_one_sees_order
         for name, parameter in model.model.named_parameters():
             if "temporal_pooling" in name:
                 parameter.add_(0.3 * torch.randn_like(parameter))
-    output = run_video_suite(model, ToySource(generated_clips(12)), EvalSection(linear_probe=False, plots=False), "micro", clip_frames=frames_of)
+    source = open_source(str(generated_shards), "video")
+    output = run_video_suite(model, source, EvalSection(linear_probe=False, plots=False), "micro", dataset_name="shapes-video")
     metrics = results_by(output)
-    assert {dataset for task, dataset in metrics if task == "zeroshot_classification"} == {"toy-video-motion", "toy-video-shape", "toy-video-colour"}
-    assert 0.0 <= metrics[("zeroshot_retrieval", "toy-video")]["video_retrieval_recall@10"] <= 1.0
-    reversed_cosine = metrics[("temporal_order", "toy-video")]["reversed_cosine_min"]
+    motion = metrics[("zeroshot_classification", "shapes-video-motion")]
+    assert 0.0 <= motion["acc1"] <= 1.0 and set(motion) >= {"acc5", "mean_per_class_recall"}
+    assert {dataset for task, dataset in metrics if task == "zeroshot_classification"} == {"shapes-video-motion", "shapes-video-shape", "shapes-video-colour"}
+    assert output.results[0]["num_images"] == 12
+    assert 0.0 <= metrics[("zeroshot_retrieval", "shapes-video")]["video_retrieval_recall@10"] <= 1.0
+    reversed_cosine = metrics[("temporal_order", "shapes-video")]["reversed_cosine_min"]
     assert (reversed_cosine > 1 - 1e-5) is order_blind
+
+
+def test_image_records_are_refused_in_one_line():
+    from vlp.platform.errors import VlpUserError
+    from vlp.workloads.data.readers import EvalRecord
+
+    class ImageSource:
+        name, classnames = "images", ()
+
+        def read(self):
+            return iter([EvalRecord(key="000001", image=b"png", caption="a red circle")])
+
+    with pytest.raises(VlpUserError, match="000001 is not a video clip"):
+        run_video_suite(built(MotionClip(), "video"), ImageSource(), SECTION, "m")

@@ -26,15 +26,20 @@ WORDS = ("left", "right", "up", "down", "growing", "shrinking", *COLOURS, *SHAPE
 
 @dataclass(frozen=True)
 class ToyClip:
+    """What the suite reads of a `VideoRecord`, with the frames already decoded."""
+
     key: str
     frames: torch.Tensor
     """uint8 T×3×H×W."""
-    captions: tuple[str, ...]
-    labels: dict[str, str] = field(default_factory=dict)
+    caption: str
+    motion: str
+    shape: str
+    meta: dict = field(default_factory=dict)
+    label: str | None = None
 
     @property
     def all_captions(self) -> tuple[str, ...]:
-        return self.captions
+        return (self.caption,)
 
 
 def render(motion: str, colour: str, shape: str, offset: int = 0) -> torch.Tensor:
@@ -59,9 +64,8 @@ def toy_clips(repeats: int = 1) -> list[ToyClip]:
         for motion in MOTIONS:
             for colour in COLOURS:
                 for shape in SHAPES:
-                    caption = f"a {colour} {shape} {motion}"
-                    labels = {"motion": motion, "colour": colour, "shape": shape}
-                    clips.append(ToyClip(f"{len(clips):05d}", render(motion, colour, shape, offset=repeat % 2), (caption,), labels))
+                    frames = render(motion, colour, shape, offset=repeat % 2)
+                    clips.append(ToyClip(f"{len(clips):05d}", frames, f"a {colour} {shape} {motion}", motion, shape, {"colour": colour}))
     return clips
 
 
@@ -69,7 +73,9 @@ def toy_clips(repeats: int = 1) -> list[ToyClip]:
 class ToySource:
     clips: list[ToyClip]
     name: str = "toy-video"
-    classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    motions: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = ()
+    classnames: tuple[str, ...] = ()
 
     def read(self):
         return iter(self.clips)
