@@ -68,9 +68,9 @@ def _image_params(shapes):
         samples=shapes.train_samples, seed=shapes.seed, min_objects=1, max_objects=shapes.max_objects,
         partial_caption_rate=shapes.partial_caption_rate, caption_noise_rate=shapes.caption_noise_rate, **common,
     )
-    # Held-out images hold one shape each, so the zero-shot label is unambiguous; captions are clean.
+    # Held-out images hold one shape each unless asked (so the zero-shot label is unambiguous); captions are clean.
     held_out = ShapesParams(
-        samples=shapes.eval_samples, seed=shapes.seed + EVAL_SEED_OFFSET, min_objects=1, max_objects=1,
+        samples=shapes.eval_samples, seed=shapes.seed + EVAL_SEED_OFFSET, min_objects=1, max_objects=shapes.eval_max_objects,
         partial_caption_rate=0.0, caption_noise_rate=0.0, **common,
     )
     return train, held_out

@@ -65,6 +65,9 @@ class ShapesSection(Section):
     """JPEG quality when `image_format: jpg`."""
     max_objects: int = Field(2, ge=1, le=3)
     """Each image holds between 1 and this many shapes."""
+    eval_max_objects: int = Field(1, ge=1, le=3)
+    """Each held-out image holds between 1 and this many shapes: 1 keeps the zero-shot label unambiguous; grounding and
+    VQA evaluations need scenes of several shapes (set it to `max_objects`)."""
     styles: tuple[Literal["photo", "cartoon", "sketch", "painting"], ...] = SHAPE_STYLES
     """Render styles to draw from; they are the domains of domain-generalization studies."""
     partial_caption_rate: float = Field(0.5, ge=0.0, le=1.0)
