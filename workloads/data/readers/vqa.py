@@ -52,8 +52,7 @@ def open_vqa(uri: str, split: str = "test", image_root: str | None = None) -> Ev
     if not by_image:
         raise StorageError(f"{questions_uri}: no questions")
 
-    folder = (image_root or _image_folder(root, questions_doc)).rstrip("/")
-    files = _images_by_id(folder)
+    folder, files = _images(root, questions_doc, image_root)
     missing = [image_id for image_id in by_image if _image_id(image_id) not in files]
     if missing:
         raise StorageError(
@@ -92,20 +91,23 @@ def _pair(root: str, split: str) -> tuple[str, str]:
     return questions[0], annotations[0]
 
 
-def _image_folder(root: str, questions_doc: dict) -> str:
+def _images(root: str, questions_doc: dict, image_root: str | None) -> tuple[str, dict[int, str]]:
+    """(the image folder, image id -> URI): image_root, else VQA's `<data_subtype>/`, else `images/`."""
     subtype = questions_doc.get("data_subtype")
-    if isinstance(subtype, str) and subtype and any(True for _ in open_storage(root).list(join(root, subtype) + "/")):
-        return join(root, subtype)
-    return join(root, "images")
-
-
-def _images_by_id(folder: str) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for relative, uri in image_index(folder).items():
-        match = TRAILING_NUMBER.search(relative)
-        if match:
-            found.setdefault(int(match.group(1)), uri)
-    return found
+    if image_root:
+        candidates = [image_root]
+    else:
+        candidates = [join(root, subtype)] if isinstance(subtype, str) and subtype else []
+        candidates.append(join(root, "images"))
+    for folder in candidates:
+        found: dict[int, str] = {}
+        for relative, uri in image_index(folder).items():
+            match = TRAILING_NUMBER.search(relative)
+            if match:
+                found.setdefault(int(match.group(1)), uri)
+        if found or folder == candidates[-1]:
+            return folder.rstrip("/"), found
+    raise AssertionError("unreachable: the last candidate returns")
 
 
 def _image_id(image_id) -> int | None:
