@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-TASKS = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap", "per_domain")
+TASKS = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap", "per_domain", "vqa", "itm_rerank", "grounding")
 
 
 def evaluate(

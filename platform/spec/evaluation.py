@@ -35,6 +35,18 @@ class EvalSection(Section):
     """Distance between the centroids of the normalised image and text embeddings."""
     per_domain: bool = True
     """Zero-shot accuracy per domain (the shapes render style), when the data names domains."""
+    vqa: bool = True
+    """VQA accuracy (overall and per question kind) when the images carry questions: a linear probe classifies the
+    answer from the fused [CLS] of (image, question) of a fusion model, or from the concatenated image and question
+    embeddings of a dual encoder (the baseline); images split into train / validation / test by `probe_split`."""
+    itm_rerank: bool = True
+    """For models with an image-text matching head (fusion, flava): retrieval whose top `rerank_top_k` candidates
+    per query are re-ranked by the ITM logit; recall@1 and @5 before and after."""
+    rerank_top_k: int = Field(16, ge=1, le=1000)
+    """Candidates per query that ITM re-scores (more is slower: queries × k fused forward passes)."""
+    grounding: bool = True
+    """Visual grounding Acc@0.5 IoU and mean IoU when the images carry referring expressions with boxes: the
+    model's boxes (transvg), or the patch-region baseline of a dual encoder with a ViT image tower."""
     plots: bool = True
     """Draw confusion matrix, recall@k, per-domain bars, patch heatmaps and a 2-D embedding projection."""
     templates: str | tuple[str, ...] = DEFAULT_TEMPLATES
@@ -62,7 +74,7 @@ class EvalSection(Section):
     @property
     def measures_anything(self) -> bool:
         """False when every measurement is switched off (plots alone draw nothing)."""
-        return any((self.zeroshot, self.retrieval, self.linear_probe, self.segmentation, self.modality_gap, self.per_domain))
+        return any((self.zeroshot, self.retrieval, self.linear_probe, self.segmentation, self.modality_gap, self.per_domain, self.vqa, self.itm_rerank, self.grounding))
 
     @field_validator("probe_split")
     @classmethod

@@ -59,6 +59,16 @@ def predict_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
 def linear_probe(splits: ProbeSplits, num_classes: int, weight_decays: tuple[float, ...]) -> dict[str, float]:
     """CLIP_benchmark's `lp_acc1`, `lp_acc5`, `lp_mean_per_class_recall` on the test split and the chosen
     `weight_decay`, plus `val_acc1`, the validation accuracy that chose it."""
+    weight, bias, best_decay, best_accuracy = fit_searched_probe(splits, num_classes, weight_decays)
+    # CLIP_benchmark's linear probe reports acc5 only when the test labels reach class index 5.
+    with_acc5 = num_classes >= 5 and int(splits.test_labels.max()) >= 5
+    metrics = classification_metrics(predict_logits(splits.test_features, weight, bias), splits.test_labels, with_acc5)
+    return {**{f"lp_{key}": value for key, value in metrics.items()}, "weight_decay": best_decay, "val_acc1": best_accuracy}
+
+
+def fit_searched_probe(splits: ProbeSplits, num_classes: int, weight_decays: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Weights and bias refitted on train + validation with the penalty that scored best on validation; that
+    penalty and its validation accuracy."""
     best_decay, best_accuracy, fitted = None, -1.0, None
     # Strongest penalty first, each fit starting from the last: the weakly regularised fits converge in few steps.
     for weight_decay in sorted(weight_decays, reverse=True):
@@ -69,10 +79,7 @@ def linear_probe(splits: ProbeSplits, num_classes: int, weight_decays: tuple[flo
     features = torch.cat([splits.train_features, splits.val_features])
     labels = torch.cat([splits.train_labels, splits.val_labels])
     weight, bias = fit_logistic_regression(features, labels, num_classes, best_decay)
-    # CLIP_benchmark's linear probe reports acc5 only when the test labels reach class index 5.
-    with_acc5 = num_classes >= 5 and int(splits.test_labels.max()) >= 5
-    metrics = classification_metrics(predict_logits(splits.test_features, weight, bias), splits.test_labels, with_acc5)
-    return {**{f"lp_{key}": value for key, value in metrics.items()}, "weight_decay": best_decay, "val_acc1": best_accuracy}
+    return weight, bias, best_decay, best_accuracy
 
 
 def split_indices(count: int, fractions: tuple[float, float], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

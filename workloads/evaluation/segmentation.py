@@ -1,7 +1,9 @@
 """Zero-shot segmentation from patch–text similarity maps, scored by mIoU against ground-truth masks.
 
 A model takes part by having `patch_text_similarity(images, text_features)` (the `PatchTextSimilarity`
-protocol; PACL provides it). Each pixel gets the class whose (bilinearly upsampled) map is highest
+protocol; PACL provides it). A plain CLIP with a ViT image tower (clip, msclip, multiway, CoCa) takes part through
+`ViTPatchSimilarity`: each patch token through the tower's final LayerNorm and projection, compared with the text
+embeddings by cosine — the baseline PACL's paper measures itself against. Each pixel gets the class whose (bilinearly upsampled) map is highest
 there; it is background where that best score, min-max normalised over the image, is below
 `background_threshold`. Intersections and unions are summed over the whole dataset, then IoU is
 averaged over the classes that occur (background included), as in PASCAL VOC.
@@ -13,9 +15,11 @@ from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import VisionTransformer
 
 from vlp.workloads.data.readers import EvalRecord
 from vlp.workloads.evaluation.transform import EvalImageTransform
+from vlp.workloads.models.vision_tower import vit_tokens
 
 IGNORE = -1
 HEATMAP_SAMPLES = 8
@@ -28,8 +32,29 @@ class PatchTextSimilarity(Protocol):
         ...
 
 
-def supports_segmentation(model) -> bool:
-    return isinstance(model, PatchTextSimilarity)
+class ViTPatchSimilarity:
+    """Patch–text cosine maps of a model whose image tower is an open_clip ViT (`model.visual`): the patch tokens
+    get the same final LayerNorm and projection as the pooled token, so they live in the text embedding space."""
+
+    def __init__(self, visual: VisionTransformer):
+        self.visual = visual
+
+    @torch.no_grad()
+    def patch_text_similarity(self, images: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        patches = F.normalize(vit_tokens(self.visual, images)[:, 1:] @ self.visual.proj, dim=-1)
+        similarity = torch.einsum("bpe,te->btp", patches, F.normalize(text_features, dim=-1))
+        return similarity.reshape(images.shape[0], text_features.shape[0], *self.visual.grid_size)
+
+
+def patch_similarity(model) -> PatchTextSimilarity | None:
+    """The model's own patch–text maps (PACL), a plain ViT tower's, or None (a ResNet tower has no patch tokens)."""
+    if isinstance(model, PatchTextSimilarity):
+        return model
+    visual = getattr(model, "visual", None)
+    plain_vit = isinstance(visual, VisionTransformer) and visual.proj is not None
+    if plain_vit and visual.attn_pool is None and not visual.final_ln_after_pool:
+        return ViTPatchSimilarity(visual)
+    return None
 
 
 def predict_segmentation(maps: torch.Tensor, size: tuple[int, int], background_threshold: float) -> torch.Tensor:
@@ -76,7 +101,7 @@ def iou_metrics(counts: torch.Tensor) -> dict[str, float]:
 class SegmentationScorer:
     """A batch hook for `encode_records`: scores each batch's maps against its masks, keeps a few for heatmaps."""
 
-    def __init__(self, model, text_features: torch.Tensor, class_index: dict[str, int], transform: EvalImageTransform, background_threshold: float):
+    def __init__(self, model: PatchTextSimilarity, text_features: torch.Tensor, class_index: dict[str, int], transform: EvalImageTransform, background_threshold: float):
         self.model = model
         self.text_features = text_features
         self.class_index = class_index

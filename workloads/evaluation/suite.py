@@ -1,8 +1,12 @@
 """The evaluation battery for one model on one dataset; results in the layout CLIP_benchmark writes
 (see `publish.make_result`), plus the figures that go with them.
 
-One pass over the images encodes them (and scores segmentation on the way); every task then works on the
-encoded features. A task the data cannot support (no labels, captions, masks or domains) is skipped.
+One pass over the images encodes them (and on the way scores segmentation, collects the questions with their pair
+features, and keeps the pixels ITM re-ranking needs); every task then works on the encoded features. A task the
+data or the model cannot support (no labels, captions, masks, domains, questions; no patch maps or ITM head) is
+skipped, with the reason. Video models and clip sources have their own battery (`video_suite`), box-regressing
+grounding models theirs (`grounding`); a dual encoder on data with referring expressions also runs the grounding
+battery's patch-region baseline.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from vlp.platform.spec.evaluation import EvalSection
 from vlp.workloads.data.readers import EvalSource
 from vlp.workloads.evaluation import plots
 from vlp.workloads.evaluation.domain_accuracy import per_domain_accuracy
-from vlp.workloads.evaluation.encode import EncodedSet, encode_records, encode_texts, image_transform
+from vlp.workloads.evaluation.encode import BatchHook, EncodedSet, encode_records, encode_texts, image_transform
+from vlp.workloads.evaluation.itm_rerank import itm_scorer, rerank_metrics
 from vlp.workloads.evaluation.linear_probe import ProbeSplits, linear_probe, split_indices
 from vlp.workloads.evaluation.modality_gap import modality_gap
 from vlp.workloads.evaluation.prompts import LabelMap, Prompts, load_prompts
 from vlp.workloads.evaluation.publish import make_result
 from vlp.workloads.evaluation.retrieval import retrieval_metrics
-from vlp.workloads.evaluation.segmentation import SegmentationScorer, supports_segmentation
+from vlp.workloads.evaluation.segmentation import SegmentationScorer, patch_similarity
+from vlp.workloads.evaluation.vqa import QuestionCollector, concat_features, fused_pair_encoder, vqa_accuracy
 from vlp.workloads.evaluation.zeroshot import build_classifier, classification_metrics
 from vlp.workloads.models.factory import BuiltModel
 
@@ -51,6 +57,15 @@ def run_suite(
     """`model_name` and `pretrained` name the model and its weights in the results as CLIP_benchmark's `model`
     and `pretrained` do (`pretrained` "" for random weights); `probe_source` trains the linear probe (default: a
     split of `source`); `plot_dir` None draws nothing."""
+    arguments = (built, source, section, model_name, plot_dir, prompts, probe_source, dataset_name, limit, pretrained)
+    if built.arch == "video" or holds_clips(source):
+        from vlp.workloads.evaluation.video_suite import run_video_suite
+
+        return run_video_suite(*arguments)
+    if built.arch == "transvg":
+        from vlp.workloads.evaluation.grounding import run_grounding_suite
+
+        return run_grounding_suite(*arguments)
     built.model.eval()
     dataset = dataset_name or source.name
     prompts = prompts or load_prompts(source, section)
@@ -66,13 +81,18 @@ def run_suite(
         classifier = build_classifier(built.model.encode_text, built.tokenizer, prompts.prompt_names(), list(prompts.templates))
     scorer = None
     if section.segmentation:
-        if not supports_segmentation(built.model):
+        maps = patch_similarity(built.model)
+        if maps is None:
             output.skipped["zeroshot_segmentation"] = "the model has no patch–text similarity maps"
         elif classifier is None:
             output.skipped["zeroshot_segmentation"] = "no class names"
         else:
-            scorer = SegmentationScorer(built.model, classifier.T.contiguous(), label_map.index, image_transform(built), section.background_threshold)
-    encoded = encode_records(built, source.read(), section.batch_size, hooks=(scorer,) if scorer else (), limit=limit)
+            scorer = SegmentationScorer(maps, classifier.T.contiguous(), label_map.index, image_transform(built), section.background_threshold)
+    questions = QuestionCollector(fused_pair_encoder(built.model, built.tokenizer), section.batch_size) if section.vqa else None
+    pixels = PixelKeeper() if section.itm_rerank and hasattr(built.model, "itm_logits") else None
+    refexps = RefexpCounter() if section.grounding else None
+    hooks: tuple[BatchHook, ...] = tuple(hook for hook in (scorer, questions, pixels, refexps) if hook is not None)
+    encoded = encode_records(built, source.read(), section.batch_size, hooks=hooks, limit=limit)
     classes = [label_map(label, index) for label, index in zip(encoded.labels, encoded.label_indices)]
     labelled = [row for row, label in enumerate(classes) if label is not None]
     labels = torch.tensor([classes[row] for row in labelled], dtype=torch.long)
@@ -101,16 +121,40 @@ def run_suite(
             output.skipped["domain_accuracy"] = "the images name no domains"
 
     has_captions = bool(encoded.captions) and all(encoded.captions)
+    if has_captions and (section.retrieval or pixels is not None):
+        texts = [caption for captions in encoded.captions for caption in captions]
+        text_to_image = torch.tensor([image for image, captions in enumerate(encoded.captions) for _ in captions])
+        text_features = _encode_each_once(built, texts, section.batch_size)
     if section.retrieval:
         if has_captions:
-            texts = [caption for captions in encoded.captions for caption in captions]
-            text_to_image = torch.tensor([image for image, captions in enumerate(encoded.captions) for _ in captions])
-            metrics = retrieval_metrics(encoded.image_features, _encode_each_once(built, texts, section.batch_size), text_to_image)
+            metrics = retrieval_metrics(encoded.image_features, text_features, text_to_image)
             add("zeroshot_retrieval", metrics, len(encoded.captions), len(texts))
             if draw:
                 output.plots.append(plots.recall_at_k(metrics, f"retrieval: {model_name} on {dataset}", plot_dir / f"{dataset}-recall-at-k.png"))
         else:
             output.skipped["zeroshot_retrieval"] = "the images have no captions"
+
+    if section.itm_rerank:
+        if pixels is None:
+            output.skipped["itm_rerank"] = "the model has no image-text matching head (itm_logits)"
+        elif not has_captions:
+            output.skipped["itm_rerank"] = "the images have no captions"
+        else:
+            metrics = _itm_rerank(built, pixels, texts, text_features, encoded.image_features, text_to_image, section)
+            if metrics is None:
+                output.skipped["itm_rerank"] = "the model's ITM head is switched off (model.fusion.itm_weight: 0)"
+            else:
+                add("itm_rerank", metrics, len(encoded.captions), len(texts))
+
+    if questions is not None:
+        if not questions.set.questions:
+            output.skipped["vqa"] = "the images have no questions"
+        else:
+            metrics = _vqa(built, questions, encoded, source, section)
+            if metrics is None:
+                output.skipped["vqa"] = "too few images with questions for train, validation and test splits"
+            else:
+                add("vqa", metrics, metrics.pop("num_test_images"), metrics["num_test_questions"])
 
     if section.linear_probe:
         probe_labels = LabelMap(prompts.classnames, probe_source.classnames) if probe_source is not None else label_map
@@ -139,7 +183,70 @@ def run_suite(
                 output.plots.append(plots.patch_heatmaps(scorer.samples, image_transform(built).unnormalise, f"patch–text similarity: {model_name}", plot_dir / f"{dataset}-patch-heatmaps.png"))
         else:
             output.skipped["zeroshot_segmentation"] = "the images have no masks"
+
+    if refexps is not None:
+        if refexps.count:
+            from vlp.workloads.evaluation.grounding import run_grounding_suite
+
+            grounding = run_grounding_suite(built, source, section, model_name, plot_dir, dataset_name=dataset_name, limit=limit, pretrained=pretrained)
+            output.results += grounding.results
+            output.plots += grounding.plots
+            output.skipped |= grounding.skipped
+        else:
+            output.skipped["visual_grounding"] = "the images have no referring expressions"
     return output
+
+
+def holds_clips(source: EvalSource) -> bool:
+    """A source of video clips (the video readers' formats) rather than images."""
+    return source.format.startswith("video")
+
+
+class PixelKeeper:
+    """A batch hook that keeps every image's model input, for the fused forward passes of ITM re-ranking."""
+
+    def __init__(self):
+        self.batches: list[torch.Tensor] = []
+
+    def __call__(self, pixels: torch.Tensor, records: list) -> None:
+        self.batches.append(pixels)
+
+    def pixels(self) -> torch.Tensor:
+        return torch.cat(self.batches)
+
+
+class RefexpCounter:
+    """A batch hook that counts the referring expressions (whether the grounding battery has anything to do)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, pixels: torch.Tensor, records: list) -> None:
+        self.count += sum(len(record.refexps) for record in records)
+
+
+def _itm_rerank(built: BuiltModel, pixels: PixelKeeper, texts: list[str], text_features, image_features, text_to_image, section: EvalSection) -> dict | None:
+    """Re-ranked retrieval metrics; None when the model's ITM head is off (its itm_logits raises ValueError)."""
+    distinct = sorted(set(texts))
+    position = {text: row for row, text in enumerate(distinct)}
+    images, tokens = pixels.pixels(), built.tokenizer(distinct)
+    try:
+        built.model.itm_logits(images[:1], tokens[:1])
+    except ValueError:
+        return None
+    score = itm_scorer(built.model.itm_logits, images, tokens, section.batch_size)
+    return rerank_metrics(image_features, text_features, text_to_image, score, section.rerank_top_k, torch.tensor([position[text] for text in texts]))
+
+
+def _vqa(built: BuiltModel, questions: QuestionCollector, encoded: EncodedSet, source: EvalSource, section: EvalSection) -> dict | None:
+    """VQA metrics from the fused pairs, or for a dual encoder from [image embedding, question embedding]."""
+    asked = questions.set
+    if asked.features:
+        features = torch.cat(asked.features)
+    else:
+        features = concat_features(encoded.image_features, _encode_each_once(built, asked.questions, section.batch_size), asked.image_rows)
+    vocabulary = source.answers or tuple(sorted(set(asked.answers)))
+    return vqa_accuracy(features, asked, vocabulary, section.probe_split, section.probe_weight_decays)
 
 
 def _probe_splits(built, features, labels, label_map: LabelMap, section: EvalSection, probe_source, limit) -> ProbeSplits | None:

@@ -33,19 +33,35 @@ def toy_sample(index: int) -> dict:
     return {"key": f"{index:06d}", "png": encode_png(image), "mask": encode_png(mask), "caption": f"a {colour} square", "colour": colour, "domain": domain}
 
 
-def write_shards(root: Path, count: int, per_shard: int = 8, manifest: bool = True) -> Path:
+def toy_questions(index: int) -> list[dict]:
+    """What colour the square is, and whether it is a given colour (its own for even images, the next otherwise)."""
+    colour = COLOURS[index % 3]
+    asked = colour if index % 2 == 0 else COLOURS[(index + 1) % 3]
+    return [
+        {"question": "what colour is the square?", "answer": colour, "kind": "colour"},
+        {"question": f"is the square {asked}?", "answer": "yes" if asked == colour else "no", "kind": "exists"},
+    ]
+
+
+ANSWERS = tuple(sorted((*COLOURS, "yes", "no")))
+
+
+def write_shards(root: Path, count: int, per_shard: int = 8, manifest: bool = True, questions: bool = False) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for shard in range(0, count, per_shard):
         with tarfile.open(root / f"shard-{shard // per_shard:06d}.tar", "w") as tar:
             for index in range(shard, min(count, shard + per_shard)):
                 sample = toy_sample(index)
                 meta = {"colour": sample["colour"], "style": sample["domain"], "objects": [{"colour": sample["colour"]}]}
+                if questions:
+                    meta["questions"] = toy_questions(index)
                 for suffix, data in (("png", sample["png"]), ("mask.png", sample["mask"]), ("txt", sample["caption"].encode()), ("json", json.dumps(meta).encode())):
                     info = tarfile.TarInfo(f"{sample['key']}.{suffix}")
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
     if manifest:
-        (root / "manifest.json").write_text(json.dumps({"classes": {"colour": list(COLOURS)}, "domains": list(DOMAINS)}))
+        answers = {"answers": list(ANSWERS)} if questions else {}
+        (root / "manifest.json").write_text(json.dumps({"classes": {"colour": list(COLOURS)}, "domains": list(DOMAINS), **answers}))
     return root
 
 

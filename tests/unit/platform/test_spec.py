@@ -86,7 +86,7 @@ def test_repository_experiments_validate():
 def test_evaluation_measures_nothing_only_when_every_measurement_is_off():
     from vlp.platform.spec.evaluation import EvalSection
 
-    measurements = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap", "per_domain")
+    measurements = ("zeroshot", "retrieval", "linear_probe", "segmentation", "modality_gap", "per_domain", "vqa", "itm_rerank", "grounding")
     everything_off = {name: False for name in measurements}
     assert not EvalSection(**everything_off, plots=True).measures_anything
     for name in measurements:
