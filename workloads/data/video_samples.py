@@ -51,7 +51,7 @@ class VideoTextDecoder:
         if entry is None:
             raise ValueError(f"no video field (looked for {', '.join(VIDEO_EXTENSIONS)}; found {', '.join(sorted(sample))})")
         name = f"{sample.get('__url__', '?')}:{sample.get('__key__', '?')}.{entry}"
-        frames = decode_video(sample[entry], self.frames, self.sampling, frame_seed(seed), name=name)
+        frames = decode_video(sample[entry], self.frames, self.sampling, frame_seed(seed), name=name, extension=entry)
         caption = sample.get("txt", b"")
         caption = caption.decode("utf-8") if isinstance(caption, bytes) else caption
         return self.transform.transform_uint8(frames, seed), caption, self._targets(sample)

@@ -139,3 +139,32 @@ def test_bytes_that_are_no_video_are_a_value_error_naming_them():
     good = encode_video(_numbered_frames(8), fps=8)
     with pytest.raises(ValueError, match="cut.mp4"):
         decode_video(good[: len(good) // 2], 4, name="cut.mp4")
+
+
+def test_the_extension_names_the_demuxer_and_a_misnamed_file_is_still_read():
+    data = encode_video(_numbered_frames(8), fps=8)
+    expected = decode_video(data, 4)
+    assert decode_video(data, 4, extension="mp4").equal(expected)
+    assert decode_video(data, 4, extension="webm").equal(expected)  # MP4 bytes under a .webm name: FFmpeg probes
+    with pytest.raises(ValueError, match="^x.webm: not a video file FFmpeg reads"):
+        decode_video(b"junk" * 40, 4, name="x.webm", extension="webm")
+
+
+def test_a_webm_without_a_frame_count_in_its_header_samples_the_same_frames():
+    # WebM (VP9) records no frame count: the count comes from duration × rate, and the picks are the same.
+    frames = _numbered_frames(40)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as container:
+        stream = container.add_stream("libvpx-vp9", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.options = {"crf": "10", "b": "0", "threads": "1"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    data = buffer.getvalue()
+    info = probe_video(data)
+    assert (info.codec, info.frames, info.fps) == ("vp9", 0, 10.0) and "webm" in info.container
+    everything = decode_video(data, extension="webm")
+    assert everything.shape == (40, 3, 32, 32)
+    for sampling in ("uniform", "segment"):
+        assert decode_video(data, 5, sampling, seed=3, extension="webm").equal(everything[frame_indices(40, 5, sampling, 3)])
