@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         train_shards=list_shards(args.train_data),
         tracker_factory=lambda: MlflowTracker(args.run_id, args.tracking_uri),
         tracking_uri=args.tracking_uri,
+        train_uri=args.train_data,
     )
     trainer = PretrainTrainer(spec, inputs)
     if lease is not None and lease.taken_over is not None:

@@ -42,6 +42,8 @@ class TrainInputs:
     tracker_factory: object  # callable () -> Tracker, called on rank 0 only
     tracking_uri: str | None = None
     """The run's MLflow server, where `model.init_from: models:/…` is looked up (default: vlp's local store)."""
+    train_uri: str | None = None
+    """The training dataset the shards belong to (its manifest names classes that some decoders label with)."""
 
 
 class PretrainTrainer:
@@ -73,7 +75,7 @@ class PretrainTrainer:
         self.loss = build_objective(spec.objective, spec.model).to(self.dist.device)
         self.optimizer = build_optimizer(self.model, train.lr, train.weight_decay, fused=train.fused_optimizer)
         self.schedule = build_schedule(self.optimizer, train.warmup_steps, train.total_schedule_steps)
-        self.decoder = sample_decoder(spec, built, self.device_path.decode_on_device)
+        self.decoder = sample_decoder(spec, built, self.device_path.decode_on_device, inputs.train_uri)
         self.loader = make_train_loader(
             inputs.train_shards, self.decoder, built.tokenizer, self.local_batch, self.dist.rank, self.dist.world_size, spec.seed, spec.data.workers,
             max_bad_samples=spec.data.max_bad_samples, pin_memory=self.device_path.pin_memory,
