@@ -1,6 +1,6 @@
 """How long `vlp runs list` and `vlp models list` take on a store with 100 runs, beside `mlflow runs list` on the
-same store, both on the local SQLite file and through an `mlflow server` over it (`vlp runs list` asks a server's
-REST API): `python -m vlp.benchmarks.run_listing [--runs 100] [--repeats 5]` prints wall seconds per command
+same store, both on the local SQLite file (alone, and while `vlp ui` serves it: vlp's listings then ask its REST API)
+and through an `mlflow server` over it (`vlp runs list` asks a server's REST API): `python -m vlp.benchmarks.run_listing [--runs 100] [--repeats 5]` prints wall seconds per command
 (median and min over the repeats, each a fresh process as a user would start it)."""
 
 from __future__ import annotations
@@ -81,6 +81,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name + ' (SQLite)':<46} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
         from vlp.benchmarks.loopback import free_port, start_service
 
+        # `vlp ui` over the same store: vlp's listings ask its REST API instead of opening the SQLite store.
+        port = free_port()
+        ui_env = {key: value for key, value in env.items() if key != "MLFLOW_TRACKING_URI"}
+        ui = start_service([str(bin_dir / "vlp"), "ui", "--port", str(port)], f"http://127.0.0.1:{port}", "/health", ui_env, home / "ui.log")
+        try:
+            for name in ("vlp runs list", "vlp models list"):
+                seconds = time_command(commands[name], ui_env, args.repeats)
+                print(f"{name + ' (SQLite, vlp ui up)':<46} {statistics.median(seconds):>9.2f} {min(seconds):>7.2f}")
+        finally:
+            ui.stop()
         port = free_port()
         server = start_service([str(bin_dir / "mlflow"), "server", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1",
                                 "--port", str(port), "--workers", "1"], f"http://127.0.0.1:{port}", "/health", env, home / "server.log")

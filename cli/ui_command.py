@@ -21,4 +21,9 @@ def ui(
     command = [mlflow, "server", "--backend-store-uri", default_tracking_uri(), "--default-artifact-root", default_artifact_root(),
                "--host", host, "--port", str(port)]
     typer.echo(f"MLflow UI on http://{host}:{port}  (store: {default_tracking_uri()})")
+    from vlp.platform.tracking.ui_server import record_ui
+
+    # `vlp runs list` and `vlp models list` ask this server while it is up (the same pid after exec).
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    record_ui(f"http://{loopback}:{port}", default_tracking_uri())
     os.execv(mlflow, command)

@@ -35,20 +35,22 @@ def _rest_summary(run: dict, experiment_names: dict[str, str]) -> dict:
 
 
 def recent_runs(experiment: str | None = None, limit: int = 20, tracking_uri: str | None = None) -> list[dict]:
-    """The newest runs, newest first. A tracking server is asked through its REST API (MLflow's client library
-    takes longer to import than the answer takes); a local store through MLflow's client."""
+    """The newest runs, newest first. A tracking server, or a `vlp ui` serving the local store, is asked through its
+    REST API (MLflow's client library takes longer to import than the answer takes); otherwise the local store through
+    MLflow's client."""
     from vlp.platform.state import default_tracking_uri
     from vlp.platform.tracking import rest
 
     uri = tracking_uri or default_tracking_uri()
-    if rest.is_server(uri):
-        experiments = {e["experiment_id"]: e["name"] for e in rest.search_experiments(uri)}
-        ids = _experiment_ids(experiments, experiment)
-        return [_rest_summary(run, experiments) for run in rest.search_runs(uri, ids, limit)] if ids else []
-    if not store_exists(uri):
+    if not rest.is_server(uri) and not store_exists(uri):
         if experiment is not None:
             raise VlpUserError(f"--experiment {experiment!r}: no such experiment (no runs yet on this machine)")
         return []
+    served = rest_url(uri)
+    if served is not None:
+        experiments = {e["experiment_id"]: e["name"] for e in rest.search_experiments(served)}
+        ids = _experiment_ids(experiments, experiment)
+        return [_rest_summary(run, experiments) for run in rest.search_runs(served, ids, limit)] if ids else []
     mlflow_client = client(uri)
     experiments = {e.experiment_id: e.name for e in mlflow_client.search_experiments()}
     ids = _experiment_ids(experiments, experiment)
@@ -56,6 +58,15 @@ def recent_runs(experiment: str | None = None, limit: int = 20, tracking_uri: st
         return []
     runs = mlflow_client.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"])
     return [_client_summary(run, experiments) for run in runs]
+
+
+def rest_url(tracking_uri: str) -> str | None:
+    """Where to ask MLflow's REST API for `tracking_uri`: the tracking server itself, or a `vlp ui` serving the local
+    store (None: open the store with MLflow's client)."""
+    from vlp.platform.tracking import rest
+    from vlp.platform.tracking.ui_server import serving_url
+
+    return tracking_uri if rest.is_server(tracking_uri) else serving_url(tracking_uri)
 
 
 def _experiment_ids(names: dict[str, str], experiment: str | None) -> list[str]:

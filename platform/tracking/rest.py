@@ -1,4 +1,5 @@
-"""`vlp runs list` against a tracking server through MLflow's REST API (2.0), without importing MLflow: the
+"""`vlp runs list` and `vlp models list` against a tracking server (or the local store's `vlp ui`) through MLflow's REST
+API (2.0), without importing MLflow: the
 client library alone takes over a second to import, the two requests a few milliseconds. Credentials come from
 MLflow's own variables (MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN); TLS follows
 MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH as MLflow's client does."""
@@ -10,6 +11,7 @@ import json
 import os
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from vlp.platform.errors import VlpUserError
@@ -22,10 +24,16 @@ def is_server(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
 
-def call(tracking_uri: str, endpoint: str, body: dict) -> dict:
-    """POST `body` to `<server>/api/2.0/mlflow/<endpoint>`; a refusal or an unreachable server is a VlpUserError."""
-    request = urllib.request.Request(f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", **_auth_headers()}, method="POST")
+def call(tracking_uri: str, endpoint: str, body: dict, method: str = "POST") -> dict:
+    """`body` to `<server>/api/2.0/mlflow/<endpoint>` (as JSON, or as the query string of a GET); a refusal or an
+    unreachable server is a VlpUserError."""
+    url = f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/{endpoint}"
+    data = None
+    if method == "GET":
+        url += "?" + urllib.parse.urlencode(body, doseq=True)
+    else:
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **_auth_headers()}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=_tls_context()) as response:
             return json.loads(response.read() or b"{}")
@@ -53,6 +61,30 @@ def search_runs(tracking_uri: str, experiment_ids: list[str], limit: int) -> lis
     """The newest `limit` runs as MLflow's REST API returns them (`info`, `data.metrics`, `data.tags` lists)."""
     page = call(tracking_uri, "runs/search", {"experiment_ids": experiment_ids, "max_results": limit, "order_by": ["attributes.start_time DESC"]})
     return page.get("runs", [])
+
+
+def search_model_versions(tracking_uri: str) -> list[dict]:
+    """Every registered model's versions as MLflow's REST API returns them, each with its model's aliases
+    (`aliases`: [{alias, version}]) as `model_aliases`."""
+    models, token = [], None
+    while True:
+        page = call(tracking_uri, "registered-models/search", {"max_results": 1000, **({"page_token": token} if token else {})}, method="GET")
+        models += page.get("registered_models", [])
+        token = page.get("next_page_token")
+        if not token:
+            break
+    versions = []
+    for model in models:
+        aliases = model.get("aliases", [])
+        token = None
+        while True:
+            query = {"filter": f"name = '{model['name']}'", "max_results": 10_000, **({"page_token": token} if token else {})}
+            page = call(tracking_uri, "model-versions/search", query, method="GET")
+            versions += [{**version, "model_aliases": aliases} for version in page.get("model_versions", [])]
+            token = page.get("next_page_token")
+            if not token:
+                break
+    return versions
 
 
 def _auth_headers() -> dict[str, str]:
