@@ -37,10 +37,12 @@ class DgSection(Section):
     `root` (class and domain from each sample's json); `domainbed`: read DomainBed folders at `root`."""
     root: str | None = None
     """The dataset when `source` is `shards` (a folder of *.tar) or `domainbed` (`root/domain/class/*.jpg`); local or s3://."""
-    label_field: str = Field("shape", min_length=1)
-    """`shapes` and `shards`: the json field holding each image's class (shapes also has `colour` and `size`)."""
-    domain_field: str = Field("style", min_length=1)
-    """`shapes` and `shards`: the json field holding each image's domain (shapes: `style`, the render style)."""
+    label_field: str = Field("label", min_length=1)
+    """`shapes` and `shards`: the json field holding each image's class (default `label`; generated shapes: `shape`,
+    and also `colour` and `size`)."""
+    domain_field: str = Field("domain", min_length=1)
+    """`shapes` and `shards`: the json field holding each image's domain (default `domain`; generated shapes: `style`,
+    the render style)."""
     samples: int = Field(4000, ge=16, le=1_000_000)
     """`source: shapes`: images to generate over all domains (styles are drawn uniformly)."""
     domains: tuple[str, ...] = ()
@@ -72,6 +74,16 @@ class DgSection(Section):
     """Zero-shot prompt templates (`{}` is the class name)."""
     indigo: IndigoSection = IndigoSection()
     """InDiGo settings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generated_data_s_fields(cls, document):
+        """Generated shapes keep their class in `shape` and their domain in `style`; the defaults fit other data."""
+        from vlp.platform.spec.experiment import SHAPES_DOMAIN_FIELD, SHAPES_LABEL_FIELD
+
+        if isinstance(document, dict) and document.get("source", "shapes") == "shapes":
+            return {"label_field": SHAPES_LABEL_FIELD, "domain_field": SHAPES_DOMAIN_FIELD, **document}
+        return document
 
     @model_validator(mode="after")
     def _sources_need_what_they_read(self) -> "DgSection":

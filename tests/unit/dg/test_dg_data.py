@@ -97,7 +97,7 @@ def test_spec_fields_for_the_sources():
         DgSection(source="shards")
     with pytest.raises(ValidationError, match="apply to shards"):
         DgSection(source="domainbed", root="/data/pacs", label_field="object")
-    assert DgSection(source="domainbed", root="/data/pacs").label_field == "shape"
+    assert DgSection(source="domainbed", root="/data/pacs").label_field == "label"
 
 
 def test_loading_keeps_images_out_of_memory(tmp_path):

@@ -17,7 +17,7 @@ METRIC = "zeroshot/shapes/acc1"
 
 
 @pytest.fixture
-def sweep_runs(tmp_path):
+def sweep_runs(tmp_path, vlp_home):
     """A parent and three of four trials' child runs: 1 FINISHED 0.4, 2 FINISHED 0.7, 3 left RUNNING, 4 never opened."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = spec_from_dict({"name": "sw", "train": {"max_steps": 2},

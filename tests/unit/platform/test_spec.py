@@ -17,6 +17,26 @@ def test_minimal_file_gets_documented_defaults():
     assert all(field.description for field in type(spec.train).model_fields.values())
 
 
+def test_label_and_domain_fields_are_the_data_s_not_the_demo_s():
+    """`label`/`domain` unless the data is the generated shapes (then `shape`/`style`), for eval and for a DG study."""
+    shards = spec_from_dict({**MINIMAL, "data": {"source": "shards", "train": "/data/train", "eval": "/data/eval"}})
+    assert (shards.eval.label_field, shards.eval.domain_field) == ("label", "domain")
+    dg_shards = spec_from_dict({**MINIMAL, "workload": "dg", "dg": {"source": "shards", "root": "/data/camera-traps"}})
+    assert (dg_shards.dg.label_field, dg_shards.dg.domain_field) == ("label", "domain")
+    dg_shapes = spec_from_dict({**MINIMAL, "workload": "dg"})
+    assert (dg_shapes.dg.label_field, dg_shapes.dg.domain_field) == ("shape", "style")
+    assert spec_from_dict({**MINIMAL, "workload": "dg", "dg": {"label_field": "colour"}}).dg.label_field == "colour"
+
+
+def test_vlp_eval_s_label_field_is_the_platform_s_default():
+    import inspect
+
+    from vlp.cli.eval_command import evaluate
+
+    defaults = {name: parameter.default.default for name, parameter in inspect.signature(evaluate).parameters.items()}
+    assert (defaults["label_field"], defaults["domain_field"]) == ("label", "domain")
+
+
 def test_overrides_set_nested_fields_with_yaml_values():
     spec = spec_from_dict(MINIMAL, ["train.lr=0.01", "resources.nodes=2", "register.gates=['zeroshot/shapes/acc1 >= 0.5']", "data.shapes.styles=[sketch]"])
     assert spec.train.lr == 0.01
