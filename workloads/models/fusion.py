@@ -107,6 +107,9 @@ def fusion_settings(arch: str, fusion: dict | None, masked_modeling: dict | None
     settings = FusionSettings(**options, **{name: getattr(masked, name) for name in masked_fields})
     if not settings.weights():
         raise ValueError("model.fusion: every loss weight is 0; give at least one term a positive weight")
+    if settings.kind == "co_attention" and settings.itm_weight == 0 and not (settings.mlm_weight > 0 and settings.mim_weight > 0):
+        # Each stream's last layer reaches a loss only through the fused [CLS] (ITM) or its own masked term.
+        raise ValueError("model.fusion.kind co_attention with itm_weight 0 needs mlm_weight and mim_weight > 0 (else a stream's last layer trains nothing)")
     return settings
 
 

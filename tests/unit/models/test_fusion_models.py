@@ -166,6 +166,7 @@ def test_checkpoint_round_trips(model_doc):
         ({"arch": "fusion", "preset": MICRO, "fusion": {"itm_negatives": "hard"}}, "itm_negatives hard .* needs model.fusion.contrastive_weight > 0"),
         ({"arch": "fusion", "preset": MICRO, "masked_modeling": {"enabled": True}}, "masked_modeling.enabled applies to arch multiway"),
         ({"arch": "fusion", "preset": MICRO, "fusion": {"itm_weight": 0, "mlm_weight": 0}}, "every loss weight is 0"),
+        ({"arch": "fusion", "preset": MICRO, "fusion": {"itm_weight": 0}}, "co_attention with itm_weight 0 needs mlm_weight and mim_weight"),
         ({"arch": "multiway", "preset": MICRO, "masked_modeling": {"enabled": True, "vl_expert_layers": 3}}, "vl_expert_layers 3"),
     ],
 )
