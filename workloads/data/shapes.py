@@ -302,35 +302,29 @@ def _tar_header(template: bytes, base_checksum: int, name: str, size: int) -> by
     return bytes(header)
 
 
-def _write_shard(job: tuple[ShapesParams, str, int]) -> int:
+def _write_shard(job: tuple[Callable[[object, int], dict], object, str, int]) -> int:
     """Render and store one shard; returns its sample count. Top-level so spawned workers can run it."""
-    params, out_uri, shard = job
+    render, params, out_uri, shard = job
     start = shard * params.shard_size
     stop = min(start + params.shard_size, params.samples)
-    data = _tar_bytes(render_sample(params, i) for i in range(start, stop))
+    data = _tar_bytes(render(params, i) for i in range(start, stop))
     open_storage(out_uri).write_bytes(join(out_uri, shard_name(shard)), data)
     return stop - start
 
 
-def generate_shapes(
-    params: ShapesParams,
-    out_uri: str,
-    processes: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> dict:
-    """Write the dataset to `out_uri` (local path or s3://) and return its manifest.
+def write_shards(render: Callable[[object, int], dict], params, out_uri: str, processes: int | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> list[int]:
+    """Store samples `render(params, i)` for i < `params.samples` as shards of `params.shard_size` and return the
+    shard sizes; a manifest left by an earlier run is deleted first (the caller writes the new one last).
 
-    Shards are rendered by a spawn-started process pool (`processes` defaults to the CPU count;
-    1 renders in this process) and finish in order; `on_progress(samples_done)` is called after
-    each. The manifest is written after every shard is stored (one left by an earlier run is
-    deleted first), so its presence means the dataset is complete.
-    """
-    started = time.perf_counter()
+    Shards are rendered by a spawn-started process pool (`processes` defaults to the CPU count; 1 renders in this
+    process; `render` must be a module-level function) and finish in order; `on_progress(samples_done)` is called
+    after each."""
     storage, manifest_uri = open_storage(out_uri), join(out_uri, MANIFEST)
     if storage.exists(manifest_uri):  # regenerating in place: the dataset is incomplete until the end
         storage.delete(manifest_uri)
     n_shards = math.ceil(params.samples / params.shard_size)
-    jobs = [(params, out_uri, shard) for shard in range(n_shards)]
+    jobs = [(render, params, out_uri, shard) for shard in range(n_shards)]
     workers = max(1, min(processes or os.cpu_count() or 1, n_shards))
     sizes: list[int] = []
 
@@ -346,7 +340,23 @@ def generate_shapes(
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for count in pool.imap(_write_shard, jobs, chunksize=1):
                 finished(count)
+    return sizes
 
+
+def generate_shapes(
+    params: ShapesParams,
+    out_uri: str,
+    processes: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Write the dataset to `out_uri` (local path or s3://) and return its manifest.
+
+    Shards are written by `write_shards` (in parallel processes); the manifest is written after every shard is
+    stored, so its presence means the dataset is complete.
+    """
+    started = time.perf_counter()
+    sizes = write_shards(render_sample, params, out_uri, processes, on_progress)
+    n_shards = len(sizes)
     seconds = time.perf_counter() - started
     manifest = {
         "format": FORMAT,
@@ -367,5 +377,5 @@ def generate_shapes(
         "seconds": round(seconds, 3),
         "samples_per_second": round(params.samples / seconds, 1) if seconds > 0 else None,
     }
-    storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2).encode("utf-8"))
+    open_storage(out_uri).write_bytes(join(out_uri, MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
     return manifest

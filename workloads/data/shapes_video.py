@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -45,8 +43,8 @@ from vlp.workloads.data.shapes import (
     SIZES,
     ShapesParamsError,
     _phrase,
-    _tar_bytes,
     shard_name,
+    write_shards,
 )
 from vlp.workloads.data.shapes_render import ANGLES, EXTENT_STEP, SHAPES, STYLES, PlacedObject
 from vlp.workloads.data.video_codec import DEFAULT_CRF, PIXEL_FORMAT, encode_video
@@ -300,16 +298,6 @@ def render_clip(params: VideoShapesParams, index: int) -> dict:
 # Shards.
 
 
-def _write_shard(job: tuple[VideoShapesParams, str, int]) -> int:
-    """Render and store one shard; returns its clip count. Top-level so spawned workers can run it."""
-    params, out_uri, shard = job
-    start = shard * params.shard_size
-    stop = min(start + params.shard_size, params.samples)
-    data = _tar_bytes(render_clip(params, i) for i in range(start, stop))
-    open_storage(out_uri).write_bytes(join(out_uri, shard_name(shard)), data)
-    return stop - start
-
-
 def generate_shapes_video(
     params: VideoShapesParams,
     out_uri: str,
@@ -317,29 +305,9 @@ def generate_shapes_video(
     on_progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Write the dataset to `out_uri` (local path or s3://) and return its manifest; shards in parallel
-    (spawned processes, `processes` defaults to the CPU count), the manifest last, as `generate_shapes`."""
+    (`shapes.write_shards`: spawned processes, `processes` defaults to the CPU count), the manifest last."""
     started = time.perf_counter()
-    storage, manifest_uri = open_storage(out_uri), join(out_uri, MANIFEST)
-    if storage.exists(manifest_uri):  # regenerating in place: the dataset is incomplete until the end
-        storage.delete(manifest_uri)
-    n_shards = math.ceil(params.samples / params.shard_size)
-    jobs = [(params, out_uri, shard) for shard in range(n_shards)]
-    workers = max(1, min(processes or os.cpu_count() or 1, n_shards))
-    sizes: list[int] = []
-    if workers == 1:
-        counts = map(_write_shard, jobs)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-        counts = pool.imap(_write_shard, jobs, chunksize=1)
-    try:
-        for count in counts:
-            sizes.append(count)
-            if on_progress is not None:
-                on_progress(sum(sizes))
-    finally:
-        if workers > 1:
-            pool.terminate()
-            pool.join()
+    sizes = write_shards(render_clip, params, out_uri, processes, on_progress)
     seconds = time.perf_counter() - started
     manifest = {
         "format": FORMAT,
@@ -349,7 +317,7 @@ def generate_shapes_video(
         "frames": params.frames,
         "fps": params.fps,
         "video": {"entry": VIDEO_ENTRY, "container": "mp4", "codec": "h264", "pix_fmt": PIXEL_FORMAT, "crf": params.crf},
-        "shards": [shard_name(shard) for shard in range(n_shards)],
+        "shards": [shard_name(shard) for shard in range(len(sizes))],
         "shard_sizes": sizes,
         "motions": list(params.motions),
         "shapes": list(SHAPES),
@@ -360,5 +328,5 @@ def generate_shapes_video(
         "seconds": round(seconds, 3),
         "samples_per_second": round(params.samples / seconds, 1) if seconds > 0 else None,
     }
-    storage.write_bytes(manifest_uri, json.dumps(manifest, indent=2).encode("utf-8"))
+    open_storage(out_uri).write_bytes(join(out_uri, MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
     return manifest
