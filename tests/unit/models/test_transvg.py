@@ -111,3 +111,19 @@ def test_a_tiny_transvg_beats_the_best_constant_box_within_a_few_dozen_steps():
     constant = boxes[train].mean(dim=0, keepdim=True).expand(64, 4)
     best_constant = box_iou(constant, boxes[test]).diagonal().mean()
     assert learned > best_constant + 0.05, (float(learned), float(best_constant))
+
+
+def test_options_for_the_other_variant_are_refused_by_name():
+    from pydantic import ValidationError
+
+    from vlp.platform.spec.grounding import TransVGOptions
+
+    with pytest.raises(ValidationError, match="model.transvg.prompt_tokens applies only to TransVG\\+\\+"):
+        TransVGOptions(prompt_tokens=8)
+    with pytest.raises(ValidationError, match="model.transvg.fusion_layers applies only to TransVG's fusion stack"):
+        TransVGOptions(language_conditioned=True, fusion_layers=4)
+    with pytest.raises(ValidationError, match="fusion_width 100 is not a multiple of fusion_heads 3"):
+        TransVGOptions(fusion_width=100, fusion_heads=3)
+    with pytest.raises(ValidationError, match="nothing would train the box"):
+        TransVGOptions(l1_weight=0, giou_weight=0)
+    assert TransVGOptions.model_validate(TransVGOptions(language_conditioned=True, conditioned_layers=1).model_dump(mode="json")).conditioned_layers == 1
