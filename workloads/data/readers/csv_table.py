@@ -24,11 +24,7 @@ def open_table(
     separator: str | None = None,
     classnames: tuple[str, ...] = (),
 ) -> EvalSource:
-    storage = open_storage(uri)
-    if not storage.exists(uri):
-        raise StorageError(f"{uri}: no such table")
-    separator = separator or ("\t" if uri.lower().endswith(".tsv") else ",")
-    rows = list(csv.DictReader(io.StringIO(storage.read_bytes(uri).decode("utf-8")), delimiter=separator))
+    rows = read_rows(uri, separator)
     columns = set(rows[0]) if rows else set()
     for role, column in (("image", image_column), ("caption", caption_column), ("label", label_column), ("domain", domain_column)):
         if column is not None and column not in columns:
@@ -50,3 +46,13 @@ def open_table(
     if not classnames and label_column:
         classnames = tuple(sorted({row[label_column] for row in rows}))
     return EvalSource(name=dataset_name(uri), uri=uri, format="csv", classnames=classnames, read=read)
+
+
+def read_rows(uri: str, separator: str | None = None) -> list[dict[str, str]]:
+    """The rows of a `.csv`/`.tsv` table in storage (tab-separated for `.tsv` unless `separator` says otherwise; a
+    UTF-8 byte-order mark, as spreadsheet exports write, is not part of the first column's name)."""
+    storage = open_storage(uri)
+    if not storage.exists(uri):
+        raise StorageError(f"{uri}: no such table")
+    separator = separator or ("\t" if uri.lower().endswith(".tsv") else ",")
+    return list(csv.DictReader(io.StringIO(storage.read_bytes(uri).decode("utf-8-sig")), delimiter=separator))

@@ -15,8 +15,6 @@ Local paths and `s3://` URIs work alike (everything is read through `vlp.platfor
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from vlp.platform.errors import StorageError
 from vlp.platform.storage import is_s3, join, open_storage
+from vlp.workloads.data.readers.csv_table import read_rows
 from vlp.workloads.data.readers.records import EvalSource, dataset_name
 from vlp.workloads.data.shards import iter_shard, list_shards
 from vlp.workloads.data.video_codec import VIDEO_EXTENSIONS
@@ -159,11 +158,7 @@ def _text(value) -> str | None:
 def open_video_table(uri: str, video_column: str | None = None, caption_column: str | None = None,
                      label_column: str | None = None, domain_column: str | None = None, separator: str | None = None,
                      video_root: str | None = None, classnames: tuple[str, ...] = ()) -> VideoSource:
-    storage = open_storage(uri)
-    if not storage.exists(uri):
-        raise StorageError(f"{uri}: no such table")
-    separator = separator or ("\t" if uri.lower().endswith(".tsv") else ",")
-    rows = list(csv.DictReader(io.StringIO(storage.read_bytes(uri).decode("utf-8-sig")), delimiter=separator))
+    rows = read_rows(uri, separator)
     columns = list(rows[0]) if rows else []
     webvid = video_column is None and all(column in columns for column in WEBVID_COLUMNS)
     video_column = video_column or ("videoid" if webvid else next((c for c in PATH_COLUMNS if c in columns), None))
