@@ -14,12 +14,15 @@ A clip that does not decode raises ValueError, which the training loader counts 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.video_codec import FRAME_SAMPLINGS, VIDEO_EXTENSIONS, decode_video
+
+if TYPE_CHECKING:
+    from vlp.platform.spec.data import VideoSamplingOptions
 
 UNLABELLED = -1
 _GOLDEN = 0x9E3779B97F4A7C15  # an odd multiplier that scatters consecutive seeds
@@ -68,3 +71,19 @@ class VideoTextDecoder:
         if label not in self._index:
             raise ValueError(f"{self.label_field} {label!r} is not one of the classes {', '.join(self.classes)}")
         return {"label": self._index[label]}
+
+
+def build_video_decoder(transform: ImageTransform, sampling: "VideoSamplingOptions | None", dataset_uri: str | None) -> VideoTextDecoder:
+    """The training decoder for `model.arch: video`: `data.video`'s frames and training sampling (its defaults when
+    unset), labelled with the motion classes of the dataset's manifest where it lists them (`motions`)."""
+    from vlp.platform.spec.data import VideoSamplingOptions
+    from vlp.platform.storage import join, open_storage
+
+    sampling = sampling or VideoSamplingOptions()
+    classes: tuple[str, ...] = ()
+    if dataset_uri:
+        manifest_uri = join(dataset_uri, "manifest.json")
+        storage = open_storage(manifest_uri)
+        if storage.exists(manifest_uri):
+            classes = tuple(json.loads(storage.read_bytes(manifest_uri)).get("motions", ()))
+    return VideoTextDecoder(transform, sampling.frames, sampling.train_sampling, classes=classes)
