@@ -24,7 +24,8 @@ STEPS = 8
 NLIP_FAST = {"warmup_steps": 2, "refresh_every": 2, "history": 64, "em_iterations": 5}
 
 
-def train_combination(rank: int, model_doc: dict, objective_doc: dict, checkpoint_root: str) -> dict:
+def train_combination(rank: int, model_doc: dict, objective_doc: dict, checkpoint_root: str, step_seed: int | None = None) -> dict:
+    """`step_seed`: reseed torch before every step, so models that draw masks or negatives see the same ones each step."""
     torch.manual_seed(0)
     model_section, objective_section = ModelSection(**model_doc), ObjectiveSection(**objective_doc)
     built = build_model(model_section, objective_section.contrastive)
@@ -38,6 +39,8 @@ def train_combination(rank: int, model_doc: dict, objective_doc: dict, checkpoin
     losses = []
     model.train()
     for _ in range(STEPS):
+        if step_seed is not None:
+            torch.manual_seed(step_seed)
         loss = objective(ddp(images, texts))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -68,5 +71,5 @@ def _tied_pairs(model: torch.nn.Module) -> int:
     return shared
 
 
-def train_all(rank: int, combinations: list, checkpoint_root: str) -> list:
-    return [train_combination(rank, model_doc, objective_doc, f"{checkpoint_root}/{index}") for index, (model_doc, objective_doc) in enumerate(combinations)]
+def train_all(rank: int, combinations: list, checkpoint_root: str, step_seed: int | None = None) -> list:
+    return [train_combination(rank, model_doc, objective_doc, f"{checkpoint_root}/{index}", step_seed) for index, (model_doc, objective_doc) in enumerate(combinations)]
