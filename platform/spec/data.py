@@ -18,7 +18,7 @@ class VideoShapesOptions(Section):
     """Moving-shapes clips instead of still images: one shape per clip doing one motion, an H.264 MP4 per sample."""
 
     frames: int = Field(16, ge=2, le=128)
-    """Frames per generated clip (the model sees `data.video.frames` of them)."""
+    """Frames per generated clip (the model sees `model.video.frames` of them, picked by `data.video`'s sampling)."""
     fps: int = Field(8, ge=1, le=60)
     """Frame rate written in the files."""
     motions: tuple[Motion, ...] = MOTIONS
@@ -38,10 +38,9 @@ class VideoShapesOptions(Section):
 
 
 class VideoSamplingOptions(Section):
-    """Which frames of a clip a video model sees (any video data: generated clips or shards of video files)."""
+    """Which frames of a clip a video model sees (any video data: generated clips or shards of video files); how many
+    is the model's `model.video.frames`."""
 
-    frames: int = Field(8, ge=1, le=128)
-    """Frames taken from each clip (the model's T)."""
     train_sampling: FrameSampling = "segment"
     """Training: `segment` takes one random frame inside each of T equal segments (TSN), `uniform` the middle ones."""
     eval_sampling: FrameSampling = "uniform"
@@ -147,7 +146,7 @@ class DataSection(Section):
     augment: AugmentSection = AugmentSection()
     """Training augmentation (evaluation never augments); `augment: null` turns it off."""
     video: VideoSamplingOptions | None = None
-    """Frame sampling for video models (`model.arch: video`); unset, the defaults (8 frames, segment / uniform)."""
+    """Frame sampling for video models (`model.arch: video`); unset, the defaults (training segment, evaluation uniform)."""
     max_bad_samples: int = Field(100, ge=0)
     """Samples that fail to decode (and truncated or corrupt shards) are skipped and counted (`data/skipped_samples`); past this many per data-loading process the run stops with an error naming the shard."""
 
@@ -160,8 +159,4 @@ class DataSection(Section):
     def _shards_need_paths(self) -> "DataSection":
         if self.source == "shards" and not self.train:
             raise ValueError("data.train is required when data.source is 'shards'")
-        clip = self.shapes.video if self.source == "shapes" else None
-        if clip is not None and self.video is not None and self.video.frames > clip.frames:
-            raise ValueError(f"data.video.frames ({self.video.frames}) is more than the generated clips hold "
-                             f"(data.shapes.video.frames: {clip.frames})")
         return self

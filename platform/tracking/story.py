@@ -14,6 +14,9 @@ def spec_summary(spec: ExperimentSpec) -> list[str]:
     if spec.data.source == "shapes":
         shapes = spec.data.shapes
         data = f"generated shapes: {shapes.train_samples:,} training and {shapes.eval_samples:,} held-out pairs at {shapes.image_size} px"
+        if shapes.video is not None:
+            data = (f"generated moving shapes: {shapes.train_samples:,} training and {shapes.eval_samples:,} held-out clips of "
+                    f"{shapes.video.frames} frames at {shapes.image_size} px ({len(shapes.video.motions)} motions)")
     else:
         data = f"shards: train {spec.data.train}" + (f", eval {spec.data.eval}" if spec.data.eval else "")
     train = spec.train

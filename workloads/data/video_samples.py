@@ -73,9 +73,11 @@ class VideoTextDecoder:
         return {"label": self._index[label]}
 
 
-def build_video_decoder(transform: ImageTransform, sampling: "VideoSamplingOptions | None", dataset_uri: str | None) -> VideoTextDecoder:
-    """The training decoder for `model.arch: video`: `data.video`'s frames and training sampling (its defaults when
-    unset), labelled with the motion classes of the dataset's manifest where it lists them (`motions`)."""
+def build_video_decoder(transform: ImageTransform, frames: int, sampling: "VideoSamplingOptions | None",
+                        dataset_uri: str | None) -> VideoTextDecoder:
+    """The training decoder for `model.arch: video`: `frames` per clip (the model's `model.video.frames`), picked by
+    `data.video.train_sampling` (segment when unset), labelled with the motion classes of the dataset's manifest
+    where it lists them (`motions`)."""
     from vlp.platform.spec.data import VideoSamplingOptions
     from vlp.platform.storage import join, open_storage
 
@@ -86,4 +88,4 @@ def build_video_decoder(transform: ImageTransform, sampling: "VideoSamplingOptio
         storage = open_storage(manifest_uri)
         if storage.exists(manifest_uri):
             classes = tuple(json.loads(storage.read_bytes(manifest_uri)).get("motions", ()))
-    return VideoTextDecoder(transform, sampling.frames, sampling.train_sampling, classes=classes)
+    return VideoTextDecoder(transform, frames, sampling.train_sampling, classes=classes)

@@ -114,7 +114,7 @@ def test_the_training_decoder_from_the_spec_and_the_datasets_manifest(tmp_path: 
 
     generate_shapes_video(VideoShapesParams(samples=4, seed=1, frames=4, motions=("bouncing", "rotating")), str(tmp_path), processes=1)
     transform = ImageTransform(PREPROCESS, None, exact=False)
-    decoder = build_video_decoder(transform, VideoSamplingOptions(frames=3, train_sampling="uniform"), str(tmp_path))
+    decoder = build_video_decoder(transform, 3, VideoSamplingOptions(train_sampling="uniform"), str(tmp_path))
     assert (decoder.frames, decoder.sampling, decoder.classes) == (3, "uniform", ("bouncing", "rotating"))
-    default = build_video_decoder(transform, None, str(tmp_path / "no-manifest-here"))
+    default = build_video_decoder(transform, 8, None, str(tmp_path / "no-manifest-here"))
     assert (default.frames, default.sampling, default.classes) == (8, "segment", ())
