@@ -2,8 +2,8 @@
 
 Predictors:
 - `arch: transvg` regresses the box (`predict_boxes`).
-- A dual encoder with patch embeddings (CLIP with a ViT tower, PACL) runs the baseline TransVG is measured against:
-  the expression's similarity map over the patches, upsampled to the input's pixels, min-max normalised and
+- A dual encoder with patch–text similarity maps (`segmentation.patch_similarity`: CLIP with a ViT tower, PACL) runs
+  the baseline TransVG is measured against: the expression's similarity map over the patches, upsampled to the input's pixels, min-max normalised and
   thresholded at `eval.background_threshold` (as zero-shot segmentation thresholds it); the box is that of the
   connected region (scipy's 4-connectivity labelling) that holds the best-matching pixel.
 
@@ -30,8 +30,8 @@ from vlp.workloads.data.readers import EvalRecord, EvalSource
 from vlp.workloads.evaluation import plots
 from vlp.workloads.evaluation.encode import decoded, encode_texts, image_transform
 from vlp.workloads.evaluation.publish import make_result
+from vlp.workloads.evaluation.segmentation import PatchTextSimilarity, patch_similarity
 from vlp.workloads.models.factory import BuiltModel
-from vlp.workloads.models.vision_tower import vit_tokens
 
 if TYPE_CHECKING:
     from vlp.workloads.evaluation.suite import SuiteOutput
@@ -61,45 +61,26 @@ def grounding_predictor(built: BuiltModel, threshold: float) -> tuple[BoxPredict
     model = built.model
     if hasattr(model, "predict_boxes"):
         return lambda pixels, rows, texts: model.predict_boxes(pixels[rows], built.tokenizer(texts).to(pixels.device)).float(), "box regression"
-    if patch_embeddings(model, None) is None:
-        return None, f"a {built.arch} model has no patch embeddings for the patch-region baseline (needs a ViT image tower)"
-    return PatchRegionBaseline(built, threshold), "patch-region baseline"
-
-
-def patch_embeddings(model: torch.nn.Module, images: torch.Tensor | None) -> torch.Tensor | None:
-    """[B, P, E] L2-normalised patch embeddings in the joint space (row-major over `grid_size`), or None for a model
-    without them; with `images` None it only answers whether the model has them (a tensor of no rows)."""
-    if hasattr(model, "encode_patches"):  # PACL's embedded patches
-        return model.encode_patches(images) if images is not None else torch.empty(0)
-    visual = getattr(model, "visual", None)
-    proj = getattr(visual, "proj", None)
-    if not isinstance(proj, torch.Tensor) or not hasattr(visual, "grid_size"):
-        return None
-    if images is None:
-        return torch.empty(0)
-    return F.normalize(vit_tokens(visual, images)[:, 1:] @ proj, dim=-1)
-
-
-def patch_grid(model: torch.nn.Module) -> tuple[int, int]:
-    return tuple(getattr(model, "grid_size", None) or model.visual.grid_size)
+    similarity = patch_similarity(model)
+    if similarity is None:
+        return None, f"a {built.arch} model has no patch–text similarity maps for the patch-region baseline (needs a ViT image tower)"
+    return PatchRegionBaseline(built, similarity, threshold), "patch-region baseline"
 
 
 class PatchRegionBaseline:
     """The box of the connected high-similarity region around the patch that best matches the expression."""
 
-    def __init__(self, built: BuiltModel, threshold: float, batch_size: int = 500):
+    def __init__(self, built: BuiltModel, similarity: PatchTextSimilarity, threshold: float, batch_size: int = 500):
         self.built = built
+        self.similarity = similarity
         self.threshold = threshold
         self.batch_size = batch_size
 
     @torch.no_grad()
     def __call__(self, pixels: torch.Tensor, rows: torch.Tensor, texts: list[str]) -> torch.Tensor:
-        model = self.built.model
-        patches = patch_embeddings(model, pixels)[rows]
-        text_features = encode_texts(self.built, texts, self.batch_size).to(patches.device)
-        similarity = torch.einsum("npe,ne->np", patches.float(), text_features)
-        maps = similarity.reshape(len(texts), *patch_grid(model))
-        return region_boxes(maps, tuple(pixels.shape[-2:]), self.threshold)
+        text_features = encode_texts(self.built, texts, self.batch_size).to(pixels.device)
+        maps = self.similarity.patch_text_similarity(pixels, text_features)  # every image against every expression
+        return region_boxes(maps[rows, torch.arange(len(texts))], tuple(pixels.shape[-2:]), self.threshold)
 
 
 def region_boxes(maps: torch.Tensor, size: tuple[int, int], threshold: float) -> torch.Tensor:

@@ -164,4 +164,4 @@ def test_the_suite_skips_data_without_referring_expressions_and_models_without_p
     assert output.results == [] and "referring expressions" in output.skipped[TASK]
     resnet = build_model_from_cfg(load_model_cfg("shapes-rn-tiny"))
     output = run_grounding_suite(resnet, _shapes_source(3), EvalSection(), "rn")
-    assert output.results == [] and "patch embeddings" in output.skipped[TASK]
+    assert output.results == [] and "patch–text similarity" in output.skipped[TASK]
