@@ -3,9 +3,10 @@
 Predictors:
 - `arch: transvg` regresses the box (`predict_boxes`).
 - A dual encoder with patch–text similarity maps (`segmentation.patch_similarity`: CLIP with a ViT tower, PACL) runs
-  the baseline TransVG is measured against: the expression's similarity map over the patches, upsampled to the input's pixels, min-max normalised and
-  thresholded at `eval.background_threshold` (as zero-shot segmentation thresholds it); the box is that of the
-  connected region (scipy's 4-connectivity labelling) that holds the best-matching pixel.
+  the baseline TransVG is measured against: the expression's similarity map over the patches, upsampled to the
+  input's pixels, min-max normalised and thresholded at `eval.background_threshold` (as zero-shot segmentation
+  thresholds it); the box is that of the connected region (scipy's 4-connectivity labelling) that holds the
+  best-matching pixel.
 
 Boxes are predicted on the model's input (the eval transform) and mapped back to the stored image's pixels exactly
 (`vlp.workloads.data.box_geometry`), where they are compared with the data's boxes. IoU is torchvision's. Results
