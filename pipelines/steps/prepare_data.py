@@ -86,9 +86,10 @@ def _video_params(shapes):
     )
     train = VideoShapesParams(
         samples=shapes.train_samples, seed=shapes.seed, partial_caption_rate=shapes.partial_caption_rate,
-        motion_caption_rate=video.motion_caption_rate, **common,
+        motion_caption_rate=video.motion_caption_rate, still_fraction=video.still_fraction,
+        labelled_fraction=video.labelled_fraction, **common,
     )
-    # Held-out captions are clean and name the motion, for text-to-video retrieval.
+    # Held-out clips all move and their captions are clean and name the motion, for text-to-video retrieval.
     held_out = VideoShapesParams(
         samples=shapes.eval_samples, seed=shapes.seed + EVAL_SEED_OFFSET, partial_caption_rate=0.0, motion_caption_rate=1.0,
         **common,

@@ -26,6 +26,12 @@ class VideoShapesOptions(Section):
     motion_caption_rate: float = Field(1.0, ge=0.0, le=1.0)
     """Fraction of training captions that name the motion ("a red star moving left"); the rest describe the shape
     alone. Held-out captions always name it."""
+    still_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of training clips whose shape stays put, captioned as a still image ("a picture of a red star"):
+    images for joint image + video training (OmniVL). Their motion is `still`, no motion class."""
+    labelled_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of training clips captioned by their class prompt alone ("a video of something moving left") and
+    labelled with their motion: the labelled clips of OmniVL's unified contrastive loss (the rest are plain pairs)."""
     crf: int = Field(12, ge=0, le=51)
     """x264 constant-rate factor of the clips (lower is closer to the rendered frames; 0 is lossless luma)."""
 
@@ -35,6 +41,13 @@ class VideoShapesOptions(Section):
         if not motions or len(set(motions)) != len(motions):
             raise ValueError(f"data.shapes.video.motions: need distinct motions, at least one (got {list(motions)})")
         return motions
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "VideoShapesOptions":
+        if self.still_fraction + self.labelled_fraction > 1.0:
+            raise ValueError(f"data.shapes.video: still_fraction + labelled_fraction must be at most 1 "
+                             f"(got {self.still_fraction} + {self.labelled_fraction})")
+        return self
 
 
 class VideoSamplingOptions(Section):

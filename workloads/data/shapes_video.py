@@ -14,10 +14,12 @@ gets), bouncing (out to one side and back along a random axis), appearing (absen
 then still). Shapes are smaller than in still images (`SIZE_FRACTION`) so that a slide has room to be seen.
 
 Captions name the shape as image captions do (`partial_caption_rate` drops colour and/or size words) and the
-motion in `motion_caption_rate` of clips (default: all); the rest describe the shape alone. The clip is an
-H.264 MP4 (yuv420p, `fps`, `frames` frames) under the sample's `mp4` entry; `json` holds shape, colour, size,
-style, motion, frames, fps, the clean caption, and every frame's tight [x0, y0, x1, y1) pixel box of the shape
-(null where it is absent).
+motion in `motion_caption_rate` of clips (default: all); the rest describe the shape alone. For OmniVL-style joint
+training two optional kinds of clip (both off by default): still clips (`still_fraction`; motion `still`, captioned
+like an image) and labelled clips (`labelled_fraction`; captioned by the class prompt "a video of something moving
+left" alone, `labelled: true`). The clip is an H.264 MP4 (yuv420p, `fps`, `frames` frames) under the sample's `mp4`
+entry; `json` holds shape, colour, size, style, motion, frames, fps, the caption, `labelled`, and every frame's
+tight [x0, y0, x1, y1) pixel box of the shape (null where it is absent).
 
 `generate_shapes_video` writes webdataset shards in parallel and `manifest.json` last; the manifest lists the
 motion and shape classes apart (`motions`, `shapes`) so evaluation can test motion and appearance separately.
@@ -36,6 +38,7 @@ import numpy as np
 from vlp.platform.storage import join, open_storage
 from vlp.workloads.data import shapes_render
 from vlp.workloads.data.shapes import (
+    _NEUTRAL_TEMPLATES,
     _PARTIAL_MODES,
     _STYLE_MENTION_RATE,
     COLOURS,
@@ -54,6 +57,8 @@ VIDEO_ENTRY = "mp4"
 MOTIONS: tuple[str, ...] = (
     "moving left", "moving right", "moving up", "moving down", "rotating", "growing", "shrinking", "bouncing", "appearing",
 )
+STILL = "still"
+"""The motion of a still clip: no motion class (see `VideoShapesParams.still_fraction`)."""
 ROUND_SHAPES = ("circle", "ring")  # rotating them changes no pixel
 SIZE_FRACTION = {"small": (0.25, 0.33), "large": (0.45, 0.55)}  # extent / image side: room left to move in
 MAX_IMAGE_SIZE = 256
@@ -75,6 +80,7 @@ _PARTICIPLE_TEMPLATES = ("{} {}", "a video of {} {}", "a clip of {} {}", "footag
 _VERB_TEMPLATES = ("{} {}",)
 _STILL_TEMPLATES = ("{}", "a video of {}", "a clip of {}")
 _STYLE_SUFFIX = ", {style} style"
+_CLASS_PROMPT = "a video of something {}"  # what a labelled clip says: its class and nothing else, as Kinetics' prompts
 
 __all__ = ["MOTIONS", "FORMAT", "VideoShapesParams", "render_clip", "caption_for", "generate_shapes_video"]
 
@@ -101,6 +107,12 @@ class VideoShapesParams:
     """Share of captions that drop the colour words, the size words, or both (the shape word stays)."""
     motion_caption_rate: float = 1.0
     """Share of captions that name the motion; the others describe the shape alone."""
+    still_fraction: float = 0.0
+    """Share of clips whose shape stays put, captioned as a still image is ("a picture of a red star"): images for
+    joint image + video training (OmniVL). Their motion is `still`, which is no motion class."""
+    labelled_fraction: float = 0.0
+    """Share of clips captioned by their class prompt alone ("a video of something moving left") and marked
+    `labelled` in their json: the labelled clips of OmniVL's unified contrastive loss (the others are plain pairs)."""
     crf: int = DEFAULT_CRF
     """x264 constant-rate factor (0 lossless luma, 51 worst)."""
     shard_size: int = 500
@@ -122,9 +134,11 @@ class VideoShapesParams:
             problems.append(f"motions must be distinct ones of {', '.join(MOTIONS)} (got {list(self.motions)})")
         if not self.styles or any(s not in STYLES for s in self.styles):
             problems.append(f"styles must be a non-empty subset of {', '.join(STYLES)} (got {list(self.styles)})")
-        for name in ("partial_caption_rate", "motion_caption_rate"):
+        for name in ("partial_caption_rate", "motion_caption_rate", "still_fraction", "labelled_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be in [0, 1] (got {getattr(self, name)})")
+        if self.still_fraction + self.labelled_fraction > 1.0:
+            problems.append(f"still_fraction + labelled_fraction must be at most 1 (got {self.still_fraction} + {self.labelled_fraction})")
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be in [0, 51] (got {self.crf})")
         if self.shard_size < 1:
@@ -145,19 +159,28 @@ class _Plot:
     style: str
     motion: str
     caption: str
+    labelled: bool
 
 
-def _plot(params: VideoShapesParams, rng: np.random.Generator) -> _Plot:
+def _plot(params: VideoShapesParams, rng: np.random.Generator, index: int) -> _Plot:
     # One fixed-length draw, so the geometry that follows starts at the same place in the stream for every clip.
     (partial_coin, partial_mode, motion_coin, style_coin, template_u, verb_u,
      motion_u, shape_u, colour_u, size_u, style_u) = rng.random(11).tolist()
-    motion = params.motions[int(motion_u * len(params.motions))]
+    # Whether a clip is still or labelled comes from a stream of its own: the fractions change no other clip.
+    role_u = float(np.random.default_rng([params.seed, index, 2]).random())
+    still = role_u < params.still_fraction
+    labelled = not still and role_u < params.still_fraction + params.labelled_fraction
+    motion = STILL if still else params.motions[int(motion_u * len(params.motions))]
     shapes = tuple(s for s in SHAPES if s not in ROUND_SHAPES) if motion == "rotating" else SHAPES
     shape, colour = shapes[int(shape_u * len(shapes))], COLOURS[int(colour_u * len(COLOURS))]
     size, style = SIZES[int(size_u * len(SIZES))], params.styles[int(style_u * len(params.styles))]
     drop = _PARTIAL_MODES[int(partial_mode * 3)] if partial_coin < params.partial_caption_rate else ""
     subject = _phrase(shape, colour, size, drop)
-    if motion_coin < params.motion_caption_rate:
+    if labelled:
+        return _Plot(shape, colour, size, style, motion, _CLASS_PROMPT.format(motion), labelled=True)
+    if still:
+        caption = _NEUTRAL_TEMPLATES[int(template_u * len(_NEUTRAL_TEMPLATES))].format(subject)
+    elif motion_coin < params.motion_caption_rate:
         as_verb = verb_u < 0.5
         templates = _VERB_TEMPLATES if as_verb else _PARTICIPLE_TEMPLATES
         caption = templates[int(template_u * len(templates))].format(subject, _MOTION_WORDS[motion][as_verb])
@@ -165,12 +188,12 @@ def _plot(params: VideoShapesParams, rng: np.random.Generator) -> _Plot:
         caption = _STILL_TEMPLATES[int(template_u * len(_STILL_TEMPLATES))].format(subject)
     if style_coin < _STYLE_MENTION_RATE:
         caption += _STYLE_SUFFIX.format(style=style)
-    return _Plot(shape, colour, size, style, motion, caption)
+    return _Plot(shape, colour, size, style, motion, caption, labelled=False)
 
 
 def caption_for(params: VideoShapesParams, index: int) -> str:
     """The caption of clip `index`, computed without rendering it."""
-    return _plot(params, np.random.default_rng([params.seed, index])).caption
+    return _plot(params, np.random.default_rng([params.seed, index]), index).caption
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +249,8 @@ def _poses(plot: _Plot, size: int, frames: int, rng: np.random.Generator) -> lis
         scales = [low + (1 - low) * p for p in progress]
         scales = scales if motion == "growing" else scales[::-1]
         return [_Pose(_snap(extent * s), angle, cx, cy) for s in scales]
+    if motion == STILL:
+        return [_Pose(extent, angle, cx, cy)] * frames
     if motion == "appearing":
         first_seen = round(frames * (0.25 + 0.25 * appear_u))
         return [_Pose(extent, angle, cx, cy, visible=t >= max(first_seen, 1)) for t in range(frames)]
@@ -268,7 +293,7 @@ def _placed(plot: _Plot, pose: _Pose, size: int) -> PlacedObject:
 def render_frames(params: VideoShapesParams, index: int) -> tuple[_Plot, np.ndarray, list]:
     """(plot, T×H×W×3 uint8 frames, per-frame box or None) of clip `index`."""
     rng = np.random.default_rng([params.seed, index])
-    plot = _plot(params, rng)
+    plot = _plot(params, rng, index)
     poses = _poses(plot, params.image_size, params.frames, rng)
     frames, boxes = [], []
     for pose in poses:
@@ -284,7 +309,7 @@ def render_clip(params: VideoShapesParams, index: int) -> dict:
     plot, frames, boxes = render_frames(params, index)
     meta = {
         "shape": plot.shape, "colour": plot.colour, "size": plot.size, "style": plot.style, "motion": plot.motion,
-        "frames": params.frames, "fps": params.fps, "caption_clean": plot.caption, "boxes": boxes,
+        "frames": params.frames, "fps": params.fps, "caption_clean": plot.caption, "labelled": plot.labelled, "boxes": boxes,
     }
     return {
         "__key__": f"{index:08d}",
@@ -325,6 +350,8 @@ def generate_shapes_video(
         "domains": list(params.styles),
         "partial_caption_rate": params.partial_caption_rate,
         "motion_caption_rate": params.motion_caption_rate,
+        "still_fraction": params.still_fraction,
+        "labelled_fraction": params.labelled_fraction,
         "seconds": round(seconds, 3),
         "samples_per_second": round(params.samples / seconds, 1) if seconds > 0 else None,
     }

@@ -4,9 +4,9 @@ A webdataset sample holding a video file (`mp4`, or another of `VIDEO_EXTENSIONS
 optionally a `json` becomes (uint8 T×3×H×W frames, caption, targets): T frames picked by the training sampling
 (random within each of T segments, seeded by the sample's seed), then the model's image transform with one crop
 and one colour jitter for all of them. `targets["label"]` is the clip's class index among `classes` (read from the
-json's `label_field`, the motion for shapes clips; a value outside `classes` is bad data) or -1 for a clip
-without one, so OmniVL's unified contrastive
-loss can treat clips of one class as positives; the decoder gives no targets when `classes` is empty.
+json's `label_field`, the motion for shapes clips; a value outside `classes` is bad data), or -1 for a clip without
+one or whose json says `labelled: false` (the generator labels only clips captioned by their class prompt), so
+OmniVL's unified contrastive loss can treat clips of one class as positives; no targets when `classes` is empty.
 
 A clip that does not decode raises ValueError, which the training loader counts and skips like a bad image.
 """
@@ -65,8 +65,10 @@ class VideoTextDecoder:
     def _targets(self, sample: dict[str, Any]) -> dict[str, int]:
         if not self.classes:
             return {}
-        label = json.loads(sample["json"]).get(self.label_field) if "json" in sample else None
-        if label is None:
+        meta = json.loads(sample["json"]) if "json" in sample else {}
+        label = meta.get(self.label_field)
+        # Moving-shapes clips carry their motion always; only those marked `labelled` count as labelled clips.
+        if label is None or not meta.get("labelled", True):
             return {"label": UNLABELLED}
         if label not in self._index:
             raise ValueError(f"{self.label_field} {label!r} is not one of the classes {', '.join(self.classes)}")

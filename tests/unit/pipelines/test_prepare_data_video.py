@@ -20,12 +20,14 @@ def test_the_spec_motions_are_the_generators():
 def test_video_params_follow_the_spec_and_hold_out_clean_captions():
     data = DataSection.model_validate({"shapes": {
         "train_samples": 40, "eval_samples": 20, "image_size": 24, "seed": 3, "partial_caption_rate": 0.3,
-        "styles": ["cartoon"], "video": {"frames": 6, "fps": 4, "motions": ["rotating", "appearing"], "motion_caption_rate": 0.5},
+        "styles": ["cartoon"], "video": {"frames": 6, "fps": 4, "motions": ["rotating", "appearing"], "motion_caption_rate": 0.5,
+                                         "still_fraction": 0.2, "labelled_fraction": 0.1},
     }})
     train, held_out = _video_params(data.shapes)
     assert (train.samples, train.seed, train.image_size, train.frames, train.fps) == (40, 3, 24, 6, 4)
     assert train.motions == held_out.motions == ("rotating", "appearing") and train.styles == ("cartoon",)
-    assert (train.partial_caption_rate, train.motion_caption_rate) == (0.3, 0.5)
+    assert (train.partial_caption_rate, train.motion_caption_rate, train.still_fraction, train.labelled_fraction) == (0.3, 0.5, 0.2, 0.1)
+    assert (held_out.still_fraction, held_out.labelled_fraction) == (0.0, 0.0)
     assert (held_out.samples, held_out.seed, held_out.partial_caption_rate, held_out.motion_caption_rate) == (20, 3 + EVAL_SEED_OFFSET, 0.0, 1.0)
     assert train.shard_size == 500  # the images' 2,000 a shard capped for clips
 
@@ -51,6 +53,7 @@ def test_clips_are_generated_once_and_then_reused(tmp_path: Path):
         ({"shapes": {"video": {"motions": ["rotating", "rotating"]}}}, "need distinct motions"),
         ({"shapes": {"video": {"motions": ["spinning"]}}}, "moving left"),
         ({"shapes": {"video": {"frames": 1}}}, "greater than or equal to 2"),
+        ({"shapes": {"video": {"still_fraction": 0.7, "labelled_fraction": 0.4}}}, r"still_fraction \+ labelled_fraction must be at most 1"),
         ({"video": {"train_sampling": "random"}}, "'uniform' or 'segment'"),
     ],
 )

@@ -14,6 +14,7 @@ from vlp.workloads.data.shapes import COLOURS, SIZES, ShapesParamsError
 from vlp.workloads.data.shapes_render import SHAPES, STYLES
 from vlp.workloads.data.shapes_video import (
     MOTIONS,
+    STILL,
     VideoShapesParams,
     caption_for,
     generate_shapes_video,
@@ -23,7 +24,7 @@ from vlp.workloads.data.shapes_video import (
 from vlp.workloads.data.shards import iter_shard, list_shards
 from vlp.workloads.data.video_codec import decode_video, probe_video
 
-JSON_FIELDS = {"shape", "colour", "size", "style", "motion", "frames", "fps", "caption_clean", "boxes"}
+JSON_FIELDS = {"shape", "colour", "size", "style", "motion", "frames", "fps", "caption_clean", "labelled", "boxes"}
 MOTION_WORDS = {
     "moving left": "left", "moving right": "right", "moving up": "up", "moving down": "down",
     "rotating": "rotating|spins", "growing": "grow", "shrinking": "shrink", "bouncing": "bounc", "appearing": "appear",
@@ -118,6 +119,31 @@ def test_motion_caption_rate_zero_leaves_the_motion_out_of_every_caption():
         assert f"{meta['size']} {meta['colour']} {meta['shape']}" in sample["txt"]
     # The rates change captions only: the pictures stay.
     assert render_clip(params, 7)["mp4"] == render_clip(VideoShapesParams(samples=60, seed=1), 7)["mp4"]
+
+
+def test_still_and_labelled_clips_and_the_others_unchanged():
+    plain = VideoShapesParams(samples=80, seed=6, frames=6)
+    mixed = VideoShapesParams(samples=80, seed=6, frames=6, still_fraction=0.3, labelled_fraction=0.3)
+    kinds = {"still": 0, "labelled": 0, "plain": 0}
+    for index in range(80):
+        clip = render_clip(mixed, index)
+        meta, caption = clip["json"], clip["txt"]
+        if meta["motion"] == STILL:
+            kinds["still"] += 1
+            _, frames, boxes = render_frames(mixed, index)
+            assert (frames == frames[0]).all() and len({tuple(box) for box in boxes}) == 1
+            assert not meta["labelled"] and meta["shape"] in caption
+            assert not any(re.search(word, caption) for word in MOTION_WORDS.values()), caption
+        elif meta["labelled"]:
+            kinds["labelled"] += 1
+            assert caption == f"a video of something {meta['motion']}"
+        else:
+            kinds["plain"] += 1
+            assert clip == render_clip(plain, index)  # the fractions changed nothing else
+    assert all(10 <= count for count in kinds.values()), kinds
+    assert not any(render_clip(plain, index)["json"]["labelled"] for index in range(20))
+    with pytest.raises(ShapesParamsError, match="still_fraction \\+ labelled_fraction must be at most 1"):
+        VideoShapesParams(samples=1, seed=0, still_fraction=0.6, labelled_fraction=0.5)
 
 
 def test_the_decoded_clip_is_the_rendered_one():

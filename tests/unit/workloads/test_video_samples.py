@@ -32,13 +32,13 @@ def _sample(params: VideoShapesParams, index: int) -> dict:
 
 
 def test_frames_are_sampled_then_cropped_alike_and_labelled_with_the_motion():
-    params = VideoShapesParams(samples=8, seed=3, frames=12)
+    params = VideoShapesParams(samples=8, seed=3, frames=12, labelled_fraction=1.0)
     transform = ImageTransform(PREPROCESS, AugmentSection(scale=(0.4, 0.6)), exact=False)
     decoder = VideoTextDecoder(transform, FRAMES, "segment", classes=MOTIONS)
     sample = _sample(params, 5)
     pixels, caption, targets = decoder(sample, seed=1234)
     assert pixels.shape == (FRAMES, 3, 24, 24) and pixels.dtype == torch.uint8
-    assert caption == render_clip(params, 5)["txt"]
+    assert caption == render_clip(params, 5)["txt"] == f"a video of something {json.loads(sample['json'])['motion']}"
     assert targets == {"label": MOTIONS.index(json.loads(sample["json"])["motion"])}
     assert decoder(sample, seed=1234)[0].equal(pixels)  # replayable from the seed
     assert not decoder(sample, seed=99)[0].equal(pixels)
@@ -61,11 +61,14 @@ def test_evaluation_sampling_is_uniform_and_needs_no_seed():
 
 
 def test_labels_unlabelled_and_unknown_classes():
-    params = VideoShapesParams(samples=4, seed=3, frames=4, motions=("growing",))
+    params = VideoShapesParams(samples=4, seed=3, frames=4, motions=("growing",), labelled_fraction=1.0)
     decoder = VideoTextDecoder(ImageTransform(PREPROCESS, None, exact=False), 2, "uniform", classes=("shrinking", "growing"))
     sample = _sample(params, 0)
     assert decoder(sample)[2] == {"label": 1}
     assert decoder({k: v for k, v in sample.items() if k != "json"})[2] == {"label": UNLABELLED}
+    # A clip captioned as a plain pair carries its motion for evaluation but is no labelled clip.
+    plain = _sample(VideoShapesParams(samples=4, seed=3, frames=4, motions=("growing",)), 0)
+    assert json.loads(plain["json"])["motion"] == "growing" and decoder(plain)[2] == {"label": UNLABELLED}
     other = VideoTextDecoder(ImageTransform(PREPROCESS, None, exact=False), 2, "uniform", classes=("rotating",))
     with pytest.raises(ValueError, match="motion 'growing' is not one of the classes rotating"):
         other(sample)
@@ -78,7 +81,7 @@ def tokens(captions: list[str]) -> torch.Tensor:
 
 
 def test_a_clip_that_does_not_decode_is_skipped_and_counted_by_the_loader(tmp_path: Path, caplog):
-    params = VideoShapesParams(samples=12, seed=7, frames=6, shard_size=12)
+    params = VideoShapesParams(samples=12, seed=7, frames=6, shard_size=12, labelled_fraction=0.5)
     generate_shapes_video(params, str(tmp_path), processes=1)
     shard = tmp_path / "shard-000000.tar"
     samples = list(iter_shard(str(shard)))
@@ -102,7 +105,7 @@ def test_a_clip_that_does_not_decode_is_skipped_and_counted_by_the_loader(tmp_pa
             videos, texts, targets = next(iterator)
             assert videos.shape == (4, FRAMES, 3, 24, 24) and videos.dtype == torch.float32
             assert texts.shape == (4, 2) and targets["label"].shape == (4,)
-            assert ((0 <= targets["label"]) & (targets["label"] < len(MOTIONS))).all()
+            assert ((UNLABELLED <= targets["label"]) & (targets["label"] < len(MOTIONS))).all()
     assert loader.skipped == 1
     (message,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped bad data")]
     assert "sample '00000004'" in message and "00000004.mp4" in message and "ValueError" in message
