@@ -53,9 +53,11 @@ def run_video_loading(workdir: Path, clips: int = 2000, repeats: int = 3, image_
     # Generation: a part of the clips in one process, then all of them in one process per CPU (those are loaded next).
     single = dataclasses.replace(params, samples=min(clips, 250))
     for processes, these, where in ((1, single, "generate-1"), (cpus, params, "generate")):
+        cpu_started = time.process_time()
         manifest = generate_shapes_video(these, str(workdir / where), processes=processes)
+        cpu_us = 1e6 * (time.process_time() - cpu_started) / these.samples if processes == 1 else None
         report.rows.append({"pipeline": f"generate ({processes} process{'es' if processes > 1 else ''})",
-                            "clips_per_second": manifest["samples_per_second"], "range": "–"})
+                            "clips_per_second": manifest["samples_per_second"], "range": "–", "cpu_us_per_clip": cpu_us})
         report.runs.append({"pipeline": "generate", "processes": processes, "clips": these.samples, "seconds": manifest["seconds"]})
     shards = list_shards(str(workdir / "generate"))
 
@@ -82,10 +84,13 @@ def run_video_loading(workdir: Path, clips: int = 2000, repeats: int = 3, image_
     rows = {row["pipeline"]: row for row in report.rows}
     report.summary = {
         "generate_clips_per_second_1_process": rows["generate (1 process)"]["clips_per_second"],
+        "generate_cpu_us_per_clip": rows["generate (1 process)"]["cpu_us_per_clip"],
         f"generate_clips_per_second_{cpus}_processes": rows[f"generate ({cpus} process{'es' if cpus > 1 else ''})"]["clips_per_second"],
         "floor_clips_per_second": floor,
         **{f"{name.replace(', ', '_').replace(' ', '')}_clips_per_second": rows[name]["clips_per_second"] for name in pipelines if name != "floor"},
         "vlp_workers0_of_floor": rows["vlp, workers 0"]["of_floor"],
+        # CPU time per clip in one process: what a loaded machine's other work does not inflate.
+        "vlp_workers0_of_floor_by_cpu_time": ratio(rows["floor"]["cpu_us_per_clip"], rows["vlp, workers 0"]["cpu_us_per_clip"]),
         "peak_rss_mb_main": max(row["peak_rss_mb"] for name, row in rows.items() if name in pipelines),
     }
     report.notes.append("The floor and `vlp, workers 0` run in one process with one torch thread: equal work but for the "
