@@ -49,6 +49,11 @@ def worker_launch_request(spec, runtime, module: str, args: list[str], job_suffi
         shm = shm_size_mb(spec.data.workers, spec.resources.procs_per_node)
         pod = runtime.training_pod.model_copy(update={"labels": {**runtime.training_pod.labels, **labels}, "shm_size_mb": shm})
         cluster = {"pod": pod, "cpu": pod.cpu, "mem_mb": pod.memory_mb}
+    if runtime.scheduler != "local_cwd" or runtime.sweep_trial is not None:
+        from vlp.platform.tracking.system_metrics import worker_command
+
+        # No `vlp run` process watches this run's machine (a cluster job, a sweep's trial): its rank-0 worker does.
+        module, args = worker_command(module, args)
     if runtime.workspace is not None:
         from vlp.platform import workspace
 

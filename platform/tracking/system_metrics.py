@@ -1,11 +1,19 @@
-"""System metrics (CPU, memory, disk, network, GPUs: MLflow's `system/…` metrics) on the run while a local
-pipeline runs: the machine `vlp run` is on is the machine its training job is on. MLflow's monitor needs
-psutil; without it the run goes on without them and says so once."""
+"""System metrics (CPU, memory, disk, network, GPUs: MLflow's `system/…` metrics) on the run.
+
+- A local run: while its pipeline runs, from the `vlp run` process (the machine `vlp run` is on is the machine its
+  training job is on), `system_metrics_while_running`.
+- A cluster run (and each trial of a local sweep): from the training job's rank-0 worker, for as long as it trains:
+  `python -m vlp.platform.tracking.system_metrics MODULE ARGS…` runs MODULE as `-m` would, with MLflow's monitor on
+  the run named by `--run-id`/`--tracking-uri` in ARGS (`worker_command` wraps a worker's module this way).
+
+MLflow's monitor needs psutil; without it the run goes on without them and says so once."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
 from typing import Iterator
 
@@ -53,3 +61,52 @@ def system_metrics_while_running(tracking_uri: str, run_key: str, sampling_secon
         for monitor in monitors:
             with contextlib.suppress(Exception):
                 monitor.finish()
+
+
+def worker_command(module: str, args: list[str]) -> tuple[str, list[str]]:
+    """(module, args) that run `module args` with system metrics from its rank-0 process."""
+    return __name__, [module, *args]
+
+
+def _option(args: list[str], flag: str) -> str | None:
+    for name, value in zip(args, args[1:]):
+        if name == flag:
+            return value
+    return None
+
+
+def _monitor_for_rank_zero(args: list[str]):
+    """MLflow's monitor on the run the worker logs into, started; None on other ranks, without a run id, or without psutil."""
+    run_id, tracking_uri = _option(args, "--run-id"), _option(args, "--tracking-uri")
+    if os.environ.get("RANK", "0") != "0" or not run_id:
+        return None
+    try:
+        import psutil  # noqa: F401 - MLflow's CPU and memory monitors need it
+    except ImportError:
+        log.warning("system metrics are off: install psutil to record CPU, memory and disk use on the run")
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SAMPLING_SECONDS, resume_logging=True, tracking_uri=tracking_uri)
+    monitor.start()
+    return monitor
+
+
+def main(argv: list[str]) -> None:
+    import runpy
+
+    if not argv:
+        raise SystemExit("usage: python -m vlp.platform.tracking.system_metrics MODULE [ARGS...]")
+    monitor = _monitor_for_rank_zero(argv[1:])
+    try:
+        sys.argv = list(argv)
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    finally:
+        if monitor is not None:
+            with contextlib.suppress(Exception):
+                monitor.finish()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -142,7 +142,7 @@ def test_volcano_job_has_the_spec_shape(volcano_job, dry_run):
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
         assert container["resources"]["requests"]["nvidia.com/gpu"] == "4"
         assert "--nnodes 3 --nproc_per_node 4" in container["command"][-1]
-        assert "-m vlp.platform.workspace vlp.workloads.train.main" in container["command"][-1], "the worker runs the shipped tree"
+        assert "-m vlp.platform.workspace vlp.platform.tracking.system_metrics vlp.workloads.train.main" in container["command"][-1], "the worker runs the shipped tree (system metrics from rank 0)"
         assert pod["serviceAccountName"] == "vlp-trainer"
         assert pod["nodeSelector"] == {"node.kubernetes.io/instance-type": "p4d.24xlarge", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

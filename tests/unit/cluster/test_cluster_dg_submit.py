@@ -38,11 +38,11 @@ def test_every_job_the_study_launches_is_written(dg_dry_run):
     for domain in DOMAINS:
         (job,) = yaml.safe_load_all((out / f"dg-train-{domain}.volcano.yaml").read_text())
         command = job["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
-        assert "-m vlp.platform.workspace vlp.workloads.dg.main" in command and f"--held-out {domain}" in command
+        assert "-m vlp.platform.workspace vlp.platform.tracking.system_metrics vlp.workloads.dg.main" in command and f"--held-out {domain}" in command
         names.add(job["metadata"]["name"])
     assert len(names) == len(DOMAINS), "one job name per held-out domain"
     (pretraining,) = yaml.safe_load_all((out / "dg-pretrained.volcano.yaml").read_text())
-    assert "-m vlp.platform.workspace vlp.workloads.train.main" in pretraining["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "-m vlp.platform.workspace vlp.platform.tracking.system_metrics vlp.workloads.train.main" in pretraining["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
 
 
 def test_training_steps_get_the_training_deadline_and_no_kfp_retry(dg_dry_run):
@@ -68,6 +68,8 @@ def test_training_steps_get_the_training_deadline_and_no_kfp_retry(dg_dry_run):
 
 def test_the_table_declares_every_component_once():
     declared = [step.function for workload in step_table.PIPELINE_STEPS for step in step_table.steps_of(workload)]
+    declared += [step.function for step in step_table.SWEEP_STEPS]  # a sweep's own steps, around the workload's pipeline
+    assert all(step.kind == "light" for step in step_table.SWEEP_STEPS)
     functions = {value for value in vars(components).values() if callable(value) and getattr(value, "__module__", "") == components.__name__}
     functions -= {components.as_component, components.step_factory}
     assert set(declared) == functions, "every component function is a step of some pipeline"

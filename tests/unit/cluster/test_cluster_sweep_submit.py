@@ -54,7 +54,7 @@ def test_every_trial_s_training_job_is_rendered(sweep_dry_run):
         (job,) = yaml.safe_load_all((out / f"trial-{number}-pretrain.volcano.yaml").read_text())
         names.add(job["metadata"]["name"])
         command = job["spec"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-1]
-        assert "vlp.workloads.train.main" in command
+        assert "-m vlp.platform.workspace vlp.platform.tracking.system_metrics vlp.workloads.train.main" in command
     assert len(names) == 3, "one job name per trial"
 
 
