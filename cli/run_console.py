@@ -166,6 +166,45 @@ class RunConsole:
         return Group(*parts)
 
 
+class AttachedConsole(RunConsole):
+    """`vlp runs attach`: the same view, drawn from the step states a background run writes to its log folder."""
+
+    def replay(self, attached) -> None:
+        """Brings the steps up to the background run's `steps.json` (called on each poll)."""
+        replay_step_states(self.step_logs)
+        self._on_change()
+
+
+def replay_step_states(step_logs: StepLogs) -> StepLogs:
+    """`step_logs`' records brought up to the `steps.json` a background run keeps in the same folder."""
+    from pathlib import Path
+
+    from vlp.pipelines.local_run import read_step_states
+    from vlp.platform.backends.step_logs import StepRecord
+
+    now = time.monotonic()
+    records = {(record.name, str(record.log)): record for record in step_logs.steps}
+    for state in read_step_states(step_logs.directory):
+        record = records.get((state["name"], state["log"]))
+        if record is None:
+            record = StepRecord(state["name"], Path(state["log"]), now - state["seconds"])
+            step_logs.steps.append(record)
+        record.started = now - state["seconds"]
+        if state["exit_code"] is not None:
+            record.ended, record.exit_code = now, state["exit_code"]
+    return step_logs
+
+
+def attached_console(attached, spec) -> AttachedConsole:
+    """The console for a background run (its steps named by the experiment when it is known)."""
+    from vlp.pipelines.step_table import steps_of
+
+    steps = steps_of(spec.workload) if spec is not None else ()
+    watcher = TrainingWatcher(attached.tracking_uri, attached.run_key, spec.train.max_steps if spec is not None else None)
+    # Its StepLogs only holds the records `replay` reads; the background run's files are never written here.
+    return AttachedConsole([step.name for step in steps], attached.log_dir, watcher, {step.name for step in steps if step.kind == "train"})
+
+
 def failure_report(step_logs: StepLogs) -> list[str]:
     """The failing steps' last lines and where their logs are."""
     lines = []

@@ -113,24 +113,36 @@ def compare(
 def attach_run(
     run_id: str = typer.Argument(..., help="MLflow run id that `vlp run --detach` printed."),
     json_output: bool = typer.Option(False, "--json", help="At the end, print one JSON document as `vlp run --json` does."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the run's whole output from the start instead of its steps and training bar."),
 ) -> None:
-    """Follow a run started with `vlp run --detach`: print its output from the start until it ends, then its
-    summary (exit 1 if it did not finish). Ctrl-C stops following; the run goes on in the background."""
+    """Follow a run started with `vlp run --detach` as `vlp run` shows it (its steps, the training bar), until it ends,
+    then its summary (exit 1 if it did not finish). Ctrl-C stops following; the run goes on in the background."""
     import sys
 
     from vlp.cli.output import print_json
     from vlp.cli.run_command import print_summary
-    from vlp.pipelines.local_run import follow_detached
+    from vlp.pipelines.local_run import find_detached, follow_detached
 
+    from vlp.cli.run_console import attached_console, replay_step_states
+    from vlp.platform.backends.step_logs import StepLogs
+
+    attached = find_detached(run_id)
+    spec = attached.spec()
     try:
-        name, outcome = follow_detached(run_id, out=sys.stderr if json_output else sys.stdout)
+        if verbose or json_output:
+            name, outcome = follow_detached(attached, out=(sys.stderr if json_output else sys.stdout) if verbose else None)
+            step_logs = replay_step_states(StepLogs(attached.log_dir))
+        else:
+            with attached_console(attached, spec) as console:
+                name, outcome = follow_detached(attached, out=None, on_poll=console.replay)
+            step_logs = console.step_logs
     except KeyboardInterrupt:
         typer.echo(f"stopped following; run {run_id} goes on in the background", err=True)
         return
     if json_output:
         print_json(outcome.as_dict())
     else:
-        print_summary(name, outcome)
+        print_summary(name, outcome, spec=spec, step_logs=step_logs, tracking_uri=attached.tracking_uri)
     if outcome.status != "FINISHED":
         raise typer.Exit(1)
 

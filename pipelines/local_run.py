@@ -229,7 +229,10 @@ def _background(spec: ExperimentSpec, runtime: RuntimeContext, claim, log_path: 
             from vlp.platform.backends.step_logs import StepLogs
 
             # Each step's log as in the foreground, and every line in the background log that `runs attach` follows.
-            outcome = run_experiment(spec, runtime, step_logs=StepLogs(log_dir(runtime.run_key), echo=sys.stdout))
+            step_logs = StepLogs(log_dir(runtime.run_key), echo=sys.stdout)
+            # `vlp runs attach` draws the steps from this file as `vlp run` draws them from its own StepLogs.
+            step_logs.on_change = lambda: write_step_states(step_logs)
+            outcome = run_experiment(spec, runtime, step_logs=step_logs)
         finally:
             if claim is not None:
                 claim.release()
@@ -242,9 +245,56 @@ def _background(spec: ExperimentSpec, runtime: RuntimeContext, claim, log_path: 
         os._exit(code)
 
 
-def follow_detached(run_id: str, out=sys.stdout, poll: float = 0.5) -> tuple[str, RunOutcome]:
-    """`vlp runs attach RUN_ID`: print the background run's log to `out` from the start while the run goes on,
-    then return (experiment name, outcome). Ctrl-C (KeyboardInterrupt) stops following and leaves the run alone."""
+STEP_STATES = "steps.json"
+
+
+def write_step_states(step_logs) -> None:
+    """Each step's name, log, exit code and seconds so far, in `<log folder>/steps.json` (replaced whole each time)."""
+    from vlp.platform.storage.local import LocalStorage
+
+    states = [{"name": record.name, "log": str(record.log), "exit_code": record.exit_code, "seconds": record.seconds} for record in step_logs.steps]
+    LocalStorage().write_bytes(str(step_logs.directory / STEP_STATES), json.dumps({"at": time.time(), "steps": states}).encode())
+
+
+def read_step_states(directory: Path) -> list[dict]:
+    """What `write_step_states` wrote, a running step's seconds brought up to now ([] before the first step)."""
+    try:
+        document = json.loads((directory / STEP_STATES).read_text())
+    except (OSError, ValueError):
+        return []
+    since = max(0.0, time.time() - document["at"])
+    return [{**state, "seconds": state["seconds"] + (since if state["exit_code"] is None else 0.0)} for state in document["steps"]]
+
+
+@dataclass
+class Attached:
+    """A background run `vlp runs attach` follows."""
+
+    run_id: str
+    run_key: str
+    experiment: str
+    tracking_uri: str
+    detached: DetachedRun
+
+    @property
+    def log_dir(self) -> Path:
+        return log_dir(self.run_key)
+
+    def spec(self) -> ExperimentSpec | None:
+        """The experiment the run started with (as its first step stored it), or None if it is not there yet."""
+        from vlp.platform.profiles import local_runtime
+        from vlp.platform.spec import spec_from_dict
+        from vlp.platform.storage import open_storage
+
+        spec_uri = RunLayout(local_runtime().storage_root, self.run_id).spec
+        try:
+            return spec_from_dict(json.loads(open_storage(spec_uri).read_bytes(spec_uri)), source=spec_uri)
+        except Exception:  # a run stored elsewhere (`storage_root:` in the file) or not started yet: shown without it
+            return None
+
+
+def find_detached(run_id: str) -> Attached:
+    """The background run `run_id`, or a VlpUserError saying why it cannot be followed."""
     from mlflow.exceptions import MlflowException
 
     from vlp.platform.state import default_tracking_uri
@@ -260,19 +310,34 @@ def follow_detached(run_id: str, out=sys.stdout, poll: float = 0.5) -> tuple[str
     if detached is None:
         raise VlpUserError(f"runs attach {run_id}: the run was not started with `vlp run --detach` on this machine; "
                            f"it is {run.info.status} (`vlp runs show {run_id}`)")
+    experiment = client(tracking_uri).get_experiment(run.info.experiment_id).name
+    return Attached(run_id, run_key, experiment, tracking_uri, detached)
+
+
+def follow_detached(run: "str | Attached", out=sys.stdout, poll: float = 0.5, on_poll=None) -> tuple[str, RunOutcome]:
+    """`vlp runs attach RUN_ID`: follow the background run (its id, or what `find_detached` found) until its process
+    ends, then return (experiment name, outcome). `out`: where to copy its raw log from the start (None: not at all); `on_poll(attached)` is called on
+    each poll and once at the end (the console view draws the steps from the log folder then). Ctrl-C
+    (KeyboardInterrupt) stops following and leaves the run alone."""
+    attached = find_detached(run) if isinstance(run, str) else run
+    run_id, detached = attached.run_id, attached.detached
     with open(detached.log, errors="replace") as log:
         while True:
             alive = detached.alive()
             for line in log:
-                print(line, end="", file=out, flush=True)
+                if out is not None:
+                    print(line, end="", file=out, flush=True)
+            if on_poll is not None:
+                on_poll(attached)
             if not alive:
                 break
             time.sleep(poll)
-    outcome = read_outcome(tracking_uri, run_key)
+    outcome = read_outcome(attached.tracking_uri, attached.run_key)
+    outcome.logs = str(attached.log_dir)
     if outcome.status == "RUNNING":
         outcome.error = (f"the background process (pid {detached.pid}) is gone and the run never finished: "
                          f"continue it with `vlp run --resume {run_id}`")
-    return client(tracking_uri).get_experiment(run.info.experiment_id).name, outcome
+    return attached.experiment, outcome
 
 
 def run_sweep(spec: ExperimentSpec, runtime: RuntimeContext, on_trial=None):
