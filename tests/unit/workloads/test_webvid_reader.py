@@ -128,3 +128,20 @@ def test_a_table_without_video_or_caption_columns_is_refused_by_name(tmp_path):
         open_video_source(str(tmp_path / "u.csv"))
     with pytest.raises(StorageError, match="u.csv: no label column 'motion'"):
         open_video_source(str(tmp_path / "u.csv"), caption_column="label", label_column="motion")
+
+
+def test_auto_detection_tells_video_shards_from_image_shards(tmp_path):
+    from vlp.workloads.data.readers import detect_format
+    from vlp.workloads.data.shapes import ShapesParams, generate_shapes
+
+    generate_shapes_video(VideoShapesParams(samples=3, seed=0, frames=3), str(tmp_path / "clips"), processes=1)
+    generate_shapes(ShapesParams(samples=3, seed=0), str(tmp_path / "images"), processes=1)
+    (tmp_path / "wild").mkdir()
+    _write_shard(tmp_path / "wild" / "00000.tar", [{"__key__": "a", "json": b"{}", "mp4": _clip(9), "txt": b"a clip"}])
+    (tmp_path / "wild-images").mkdir()
+    _write_shard(tmp_path / "wild-images" / "00000.tar", [{"__key__": "a", "jpg": b"x", "txt": b"y"}, {"__key__": "b", "mp4": b"z"}])
+    assert detect_format(str(tmp_path / "clips")) == "video"  # from the manifest
+    assert detect_format(str(tmp_path / "wild")) == "video"  # from the first sample (video2dataset: no manifest)
+    assert detect_format(str(tmp_path / "images")) == "wds"
+    assert detect_format(str(tmp_path / "wild-images")) == "wds"  # only the first sample counts
+    assert isinstance(open_source(str(tmp_path / "clips")), VideoSource)

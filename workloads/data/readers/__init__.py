@@ -107,7 +107,9 @@ def detect_format(uri: str) -> str:
         return "vqa"
     for item in listing:
         if item.endswith(".tar"):
-            return "wds"
+            from vlp.workloads.data.readers.webvid import shards_hold_videos
+
+            return "video" if shards_hold_videos(item, listing) else "wds"
         if is_image(item):
             depths.add(item[len(prefix):].count("/"))
     if depths == {1}:

@@ -98,6 +98,26 @@ def open_with_reader_options(uri: str, options) -> VideoSource:
     )
 
 
+def shards_hold_videos(shard_uri: str, listing: list[str]) -> bool:
+    """Do a dataset's shards hold videos? Its manifest says so (`vlp-shapes-video/…`); without one, the first sample
+    of `shard_uri` is looked at (video2dataset's shards). `listing` is the dataset folder's contents."""
+    import tarfile
+
+    manifest_uri = shard_uri.rsplit("/", 1)[0] + "/manifest.json"
+    if manifest_uri in listing:
+        return str(json.loads(open_storage(manifest_uri).read_bytes(manifest_uri)).get("format", "")).startswith("vlp-shapes-video/")
+    with open_storage(shard_uri).open_read(shard_uri) as handle, tarfile.open(fileobj=handle, mode="r|") as archive:
+        key = None
+        for member in archive:
+            sample_key, _, extension = member.name.rpartition("/")[2].partition(".")
+            if key is not None and sample_key != key:
+                return False
+            key = sample_key
+            if extension.lower() in VIDEO_EXTENSIONS:
+                return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Shards.
 
