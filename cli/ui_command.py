@@ -10,6 +10,7 @@ import typer
 def ui(
     port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Server processes (one serves one user; MLflow's own default is 4, each a second or more to start)."),
 ) -> None:
     """Serve the MLflow UI over the local tracking store (Ctrl-C stops it)."""
     import sys
@@ -19,7 +20,7 @@ def ui(
     vlp_home().mkdir(parents=True, exist_ok=True)
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [mlflow, "server", "--backend-store-uri", default_tracking_uri(), "--default-artifact-root", default_artifact_root(),
-               "--host", host, "--port", str(port)]
+               "--host", host, "--port", str(port), "--workers", str(workers)]
     typer.echo(f"MLflow UI on http://{host}:{port}  (store: {default_tracking_uri()})")
     from vlp.platform.tracking.ui_server import record_ui
 

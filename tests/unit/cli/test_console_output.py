@@ -4,35 +4,20 @@ terminal's output, a pipe gets plain lines, and `vlp runs attach` draws a backgr
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "cluster"))
+from cluster_harness import run_vlp  # noqa: E402 - the CLI in this process, error boundary included
+
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 FOREGROUND = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;[0-9;]+)m")
-
-
-def run_vlp(*args: str) -> tuple[int, str, str]:
-    """The CLI in this process through its real entry point (error boundary included)."""
-    from vlp.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    argv, sys.argv = sys.argv, ["vlp", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = argv
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
