@@ -52,7 +52,7 @@ class ExperimentSpec(Section):
     registration: RegisterSection = Field(RegisterSection(), alias="register")
     """Registration in the MLflow model registry (the `register:` section)."""
     sweep: SweepSection | None = None
-    """Run the experiment as trials over some of its fields (the `sweep:` section); `vlp run` only."""
+    """Run the experiment as trials over some of its fields (the `sweep:` section), one pipeline with `vlp run` or `vlp submit`."""
     headline: tuple[str, ...] = ()
     """Metrics that sum a run up in `vlp run`'s summary, `vlp runs list` and `vlp models list`, such as
     `zeroshot/shapes/acc1`; default: the metrics the gates name."""

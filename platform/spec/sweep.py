@@ -59,8 +59,9 @@ class Distribution(Section):
 
 
 class SweepSection(Section):
-    """Trials of the experiment over some of its fields: one parent MLflow run, one child run per trial, the best
-    child (by `metric` and `goal`) tagged, and the trials' table printed and logged on the parent."""
+    """Trials of the experiment over some of its fields, as one pipeline (vlp.pipelines.sweep_pipeline): one parent
+    MLflow run, one child run per trial, the best child (by `metric` and `goal`) tagged, and the trials' table
+    printed and logged on the parent."""
 
     method: Literal["grid", "random"] = "grid"
     """`grid`: every combination of the listed values; `random`: `trials` independent draws."""
@@ -70,7 +71,7 @@ class SweepSection(Section):
     trials: int | None = Field(None, ge=1, le=10_000)
     """`random`: how many draws (required); `grid`: at most this many combinations (default: all)."""
     parallelism: int = Field(1, ge=1, le=64)
-    """Trials that run at the same time."""
+    """Trials that run at the same time (the `parallelism` of the sweep pipeline's ParallelFor, here and on a cluster)."""
     metric: str
     """The metric that ranks the trials, such as `zeroshot/shapes/acc1`."""
     goal: Literal["maximize", "minimize"] = "maximize"
