@@ -14,15 +14,12 @@ A clip that does not decode raises ValueError, which the training loader counts 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.video_codec import FRAME_SAMPLINGS, VIDEO_EXTENSIONS, decode_video
-
-if TYPE_CHECKING:
-    from vlp.platform.spec.data import VideoSamplingOptions
 
 UNLABELLED = -1
 _GOLDEN = 0x9E3779B97F4A7C15  # an odd multiplier that scatters consecutive seeds
@@ -74,20 +71,3 @@ class VideoTextDecoder:
             raise ValueError(f"{self.label_field} {label!r} is not one of the classes {', '.join(self.classes)}")
         return {"label": self._index[label]}
 
-
-def build_video_decoder(transform: ImageTransform, frames: int, sampling: "VideoSamplingOptions | None",
-                        dataset_uri: str | None) -> VideoTextDecoder:
-    """The training decoder for `model.arch: video`: `frames` per clip (the model's `model.video.frames`), picked by
-    `data.video.train_sampling` (segment when unset), labelled with the motion classes of the dataset's manifest
-    where it lists them (`motions`)."""
-    from vlp.platform.spec.data import VideoSamplingOptions
-    from vlp.platform.storage import join, open_storage
-
-    sampling = sampling or VideoSamplingOptions()
-    classes: tuple[str, ...] = ()
-    if dataset_uri:
-        manifest_uri = join(dataset_uri, "manifest.json")
-        storage = open_storage(manifest_uri)
-        if storage.exists(manifest_uri):
-            classes = tuple(json.loads(storage.read_bytes(manifest_uri)).get("motions", ()))
-    return VideoTextDecoder(transform, frames, sampling.train_sampling, classes=classes)

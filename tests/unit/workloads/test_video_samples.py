@@ -110,14 +110,3 @@ def test_a_clip_that_does_not_decode_is_skipped_and_counted_by_the_loader(tmp_pa
     (message,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped bad data")]
     assert "sample '00000004'" in message and "00000004.mp4" in message and "ValueError" in message
 
-
-def test_the_training_decoder_from_the_spec_and_the_datasets_manifest(tmp_path: Path):
-    from vlp.platform.spec.data import VideoSamplingOptions
-    from vlp.workloads.data.video_samples import build_video_decoder
-
-    generate_shapes_video(VideoShapesParams(samples=4, seed=1, frames=4, motions=("bouncing", "rotating")), str(tmp_path), processes=1)
-    transform = ImageTransform(PREPROCESS, None, exact=False)
-    decoder = build_video_decoder(transform, 3, VideoSamplingOptions(train_sampling="uniform"), str(tmp_path))
-    assert (decoder.frames, decoder.sampling, decoder.classes) == (3, "uniform", ("bouncing", "rotating"))
-    default = build_video_decoder(transform, 8, None, str(tmp_path / "no-manifest-here"))
-    assert (default.frames, default.sampling, default.classes) == (8, "segment", ())
