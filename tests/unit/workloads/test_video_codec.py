@@ -8,6 +8,7 @@ import struct
 import av
 import numpy as np
 import pytest
+from video_files import audio_only_mp4
 
 from vlp.workloads.data.video_codec import decode_video, encode_video, frame_indices, probe_video
 
@@ -120,17 +121,10 @@ def test_sampled_frames_equal_those_of_a_full_decode_with_and_without_seeking(go
 
 
 def test_a_file_without_a_video_stream_is_one_clear_error():
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 8000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode())
     with pytest.raises(ValueError, match=r"^talk\.mp4: no video stream \(streams: audio\)$"):
-        decode_video(buffer.getvalue(), 4, name="talk.mp4")
+        decode_video(audio_only_mp4(), 4, name="talk.mp4")
     with pytest.raises(ValueError, match="talk.mp4: no video stream"):
-        probe_video(buffer.getvalue(), name="talk.mp4")
+        probe_video(audio_only_mp4(), name="talk.mp4")
 
 
 def test_bytes_that_are_no_video_are_a_value_error_naming_them():
