@@ -109,8 +109,12 @@ class TransVG(nn.Module):
     def _freeze(self, options: dict) -> None:
         backbone = self.backbone
         unused = [backbone.logit_scale, getattr(backbone, "logit_bias", None)]
-        text = backbone.text if hasattr(backbone, "text") else backbone
-        unused.append(text.text_projection)
+        if isinstance(getattr(backbone, "text", None), TextTransformer):
+            text = [backbone.text]
+            unused.append(backbone.text.text_projection)
+        else:  # open_clip's CLIP keeps its text tower's parts on the model itself
+            text = [backbone.token_embedding, backbone.positional_embedding, backbone.transformer, backbone.ln_final]
+            unused.append(backbone.text_projection)
         visual = backbone.visual
         unused.append(visual.attnpool if isinstance(visual, ModifiedResNet) else visual.proj)
         if isinstance(visual, VisionTower):
@@ -120,7 +124,8 @@ class TransVG(nn.Module):
         if options.get("freeze_image_tower"):
             _freeze(visual)
         if options.get("freeze_text_tower"):
-            _freeze(text)
+            for part in text:
+                _freeze(part)
 
     # Unimodal use of the towers (zero-shot, retrieval) works as for the clip the weights came from.
     def encode_image(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:

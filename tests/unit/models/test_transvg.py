@@ -60,9 +60,16 @@ def test_language_conditioning_needs_a_vit_and_fits_its_depth():
 
 
 def test_freezing_the_towers_leaves_the_fusion_and_head_to_train():
-    model = transvg(freeze_image_tower=True, freeze_text_tower=True).model
-    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {"visual_in", "text_in", "reg_token", "position", "fusion", "box_head"}
+    def trainable(**options) -> set[str]:
+        model = transvg(**options).model
+        return {".".join(name.split(".")[:2]) if name.startswith("backbone.") else name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+
+    fusion_and_head = {"visual_in", "text_in", "reg_token", "position", "fusion", "box_head"}
+    text_tower = {"backbone.token_embedding", "backbone.positional_embedding", "backbone.transformer", "backbone.ln_final"}
+    assert trainable(freeze_image_tower=True, freeze_text_tower=True) == fusion_and_head
+    assert trainable(freeze_image_tower=True) == fusion_and_head | text_tower
+    assert trainable(freeze_text_tower=True) == fusion_and_head | {"backbone.visual"}
+    assert trainable(language_conditioned=True, freeze_image_tower=True, freeze_text_tower=True) == {"prompters", "reg_token", "box_head"}
 
 
 def test_a_clip_checkpoint_fills_the_towers():
