@@ -14,7 +14,6 @@ DataLoader worker's where there are workers. Repeats alternate the pipelines.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gc
 import multiprocessing
@@ -183,25 +182,3 @@ def _vlp_stream(shards: list[str], clips: int, frames: int, workers: int, preset
     del batches, loader  # the DataLoader's workers exit and are reaped
     gc.collect()
 
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m vlp.benchmarks.video_loading [--clips N] [--out DIR]`: print the table, write the JSON report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--clip-frames", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
-    args = parser.parse_args(argv)
-    report = run_video_loading(args.out / "work", args.clips, args.repeats, args.image_size, args.clip_frames, args.frames, args.workers)
-    for row in report.rows:
-        print("  ".join(f"{column.header}={column.render(row.get(column.key))}" for column in report.columns))
-    for key, value in report.summary.items():
-        print(f"{key}: {value:.1f}" if isinstance(value, float) else f"{key}: {value}")
-    print(f"wrote {report.write(args.out)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -198,6 +198,24 @@ def tokenization(
     _finish(run_tokenization(model_cfg, captions, repeats, label), out, json_output)
 
 
+@app.command("video")
+def video(
+    clips: int = typer.Option(2000, "--clips", min=512, help="Moving-shapes clips to generate and read (the loader runs take batches of 64 after a warm-up)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Repeats of each measurement (the median is reported)."),
+    image_size: int = typer.Option(32, "--image-size", min=16, help="Frame side in pixels (even: H.264 in yuv420p)."),
+    clip_frames: int = typer.Option(16, "--clip-frames", min=2, help="Frames each generated clip holds."),
+    frames: int = typer.Option(8, "--frames", min=1, help="Frames the model sees per clip (segment sampling)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="DataLoader workers of the multi-worker loader run."),
+    out: Path = _out_option(),
+    json_output: bool = _json_option(),
+) -> None:
+    """Video clips: generation, the training loader against its MP4 decode floor (clips/s, CPU time per clip) and
+    peak RSS per process."""
+    from vlp.benchmarks.video_loading import run_video_loading
+
+    _finish(run_video_loading(out / "work", clips, repeats, image_size, clip_frames, frames, workers), out, json_output)
+
+
 def _print_training_run(measurement) -> None:
     rate = "failed" if measurement.samples_per_second is None else (
         f"{measurement.samples_per_second:.0f} samples/s, {measurement.samples_per_cpu_second or 0:.0f} samples/CPU-s")
