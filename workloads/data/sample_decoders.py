@@ -13,6 +13,7 @@ from vlp.platform.errors import SpecError
 from vlp.platform.spec import ExperimentSpec
 from vlp.workloads.data.image_transforms import ImageTransform
 from vlp.workloads.data.loader import ImageTextDecoder
+from vlp.workloads.data.video_codec import VIDEO_EXTENSIONS
 from vlp.workloads.models.factory import BuiltModel
 
 
@@ -45,7 +46,7 @@ ARCH_DECODERS = {"transvg": _grounding_decoder, "video": _video_decoder}
 ARCH_SAMPLE_NEEDS = {
     "transvg": (lambda sample: bool(json.loads(sample.get("json") or b"{}").get("refexps")),
                 "referring expressions with boxes (`refexps` in each sample's json, as the shapes generator writes them)"),
-    "video": (lambda sample: any(key in sample for key in ("mp4", "webm", "avi", "mkv", "mov")), "video file per sample (`.mp4`)"),
+    "video": (lambda sample: any(key in sample for key in VIDEO_EXTENSIONS), "video file per sample (`.mp4`)"),
 }
 
 
