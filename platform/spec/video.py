@@ -72,19 +72,19 @@ class VideoOptions(Section):
     def _consistent(self) -> "VideoOptions":
         chosen = self.changed_fields()
         if self.contrastive_weight == 0 and self.unified_contrastive_weight == 0:
-            raise ValueError("model.video: contrastive_weight and unified_contrastive_weight are both 0; the video-text embedding needs one of them")
+            raise ValueError("contrastive_weight and unified_contrastive_weight are both 0; the video-text embedding needs one of them")
         if "temporal_layers" in chosen and self.temporal_pooling != "transformer":
-            raise ValueError("model.video.temporal_layers applies only with model.video.temporal_pooling: transformer")
+            raise ValueError("temporal_layers applies only with temporal_pooling: transformer")
         if self.masked_video.weight == 0 and self.masked_video.changed_fields():
-            raise ValueError("model.video.masked_video: set weight > 0 to use masked video modeling (its other fields apply only then)")
+            raise ValueError("masked_video: set weight > 0 to use masked video modeling (its other fields apply only then)")
         if not self.motion_branch.enabled and self.motion_branch.changed_fields():
-            raise ValueError("model.video.motion_branch: set enabled: true to use the motion branch (its other fields apply only then)")
+            raise ValueError("motion_branch: set enabled: true to use the motion branch (its other fields apply only then)")
         if self.masked_video.weight > 0 and self.freeze_image_encoder:
-            raise ValueError("model.video.masked_video trains the image encoder; it does not combine with freeze_image_encoder")
+            raise ValueError("masked_video trains the image encoder; it does not combine with freeze_image_encoder")
         temporal = [name for name, used in (("attention: divided", self.attention == "divided"), ("temporal_pooling: transformer", self.temporal_pooling == "transformer"),
                                             ("motion_branch", self.motion_branch.enabled)) if used]
         if temporal and self.frames < 2:
-            raise ValueError(f"model.video.frames {self.frames}: {temporal[0]} needs clips of at least 2 frames")
+            raise ValueError(f"frames {self.frames}: {temporal[0]} needs clips of at least 2 frames")
         if self.freeze_image_encoder and self.freeze_text_encoder and not temporal:
-            raise ValueError("model.video: both towers frozen and nothing temporal to train (add temporal_pooling: transformer, attention: divided or motion_branch)")
+            raise ValueError("both towers frozen and nothing temporal to train (add temporal_pooling: transformer, attention: divided or motion_branch)")
         return self
