@@ -93,6 +93,13 @@ class VideoCLIP(clip.OnClipBackbone):
             if (is_image and self.freeze_image_encoder) or (not is_image and self.freeze_text_encoder and name not in ("logit_scale", "logit_bias")):
                 parameter.requires_grad_(False)
 
+    def train(self, mode: bool = True) -> "VideoCLIP":
+        """A frozen tower stays in evaluation mode: a ResNet's batch norms must not move their running statistics."""
+        super().train(mode)
+        if self.freeze_image_encoder:
+            self.backbone.visual.eval()
+        return self
+
     def encode_text(self, texts: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         with torch.no_grad() if self.freeze_text_encoder else contextlib.nullcontext():
             return self.backbone.encode_text(texts, normalize=normalize)

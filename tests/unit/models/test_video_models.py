@@ -250,3 +250,13 @@ def test_init_from_a_clip_checkpoint_builds_the_video_model_around_its_weights(t
     assert built.arch == "video" and built.model_cfg["vlp"]["video"]["motion_branch"]["enabled"]
     assert all(torch.equal(value, built.model.backbone.state_dict()[key]) for key, value in image.model.state_dict().items())
     assert not any(parameter.requires_grad for parameter in built.model.backbone.visual.parameters())
+
+
+def test_a_frozen_resnet_tower_keeps_its_batch_norm_statistics_in_training():
+    model = build_video("shapes-rn-tiny", motion_branch={"enabled": True}, freeze_image_encoder=True).train()
+    norms = [module for module in model.backbone.visual.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    before = [norm.running_mean.clone() for norm in norms]
+    model(clips(), torch.randint(1, 1000, (2, 32)))
+    assert norms and not any(norm.training for norm in norms)
+    assert all(torch.equal(norm.running_mean, saved) for norm, saved in zip(norms, before))
+    assert model.motion.training
