@@ -4,7 +4,7 @@
 One pass over the images encodes them (and on the way scores segmentation, collects the questions with their pair
 features, and keeps the pixels ITM re-ranking needs); every task then works on the encoded features. A task the
 data or the model cannot support (no labels, captions, masks, domains, questions; no patch maps or ITM head) is
-skipped, with the reason. Video models and clip sources have their own battery (`video_suite`), box-regressing
+skipped, with the reason. Clip sources have their own battery (`video_suite`; a video model on stills runs this one), box-regressing
 grounding models theirs (`grounding`); a dual encoder on data with referring expressions also runs the grounding
 battery's patch-region baseline.
 """
@@ -58,7 +58,8 @@ def run_suite(
     and `pretrained` do (`pretrained` "" for random weights); `probe_source` trains the linear probe (default: a
     split of `source`); `plot_dir` None draws nothing."""
     arguments = (built, source, section, model_name, plot_dir, prompts, probe_source, dataset_name, limit, pretrained)
-    if built.arch == "video" or holds_clips(source):
+    # By the data: a video model scores stills as clips of one frame (image battery); any model scores clips here.
+    if holds_clips(source):
         from vlp.workloads.evaluation.video_suite import run_video_suite
 
         return run_video_suite(*arguments)

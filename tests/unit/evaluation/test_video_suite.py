@@ -138,3 +138,20 @@ def test_image_records_are_refused_in_one_line():
 
     with pytest.raises(VlpUserError, match="000001 is not a video clip"):
         run_video_suite(built(MotionClip(), "video"), ImageSource(), SECTION, "m")
+
+
+def test_run_suite_sends_clips_to_the_video_battery_and_a_video_model_on_stills_to_the_image_one(generated_shards, tmp_path):
+    from colour_toy import write_shards
+
+    from vlp.workloads.data.readers import ReaderOptions, open_source
+    from vlp.workloads.evaluation.suite import run_suite
+    from vlp.workloads.models.catalog import load_model_cfg
+    from vlp.workloads.models.factory import build_model_from_cfg
+
+    video_model = build_model_from_cfg({**load_model_cfg("shapes-vit-micro"), "vlp": {"arch": "video", "pooling": "cls", "video": {"frames": 4}}})
+    section = EvalSection(linear_probe=False, plots=False)
+    stills = open_source(str(write_shards(tmp_path / "stills", 12)), options=ReaderOptions(label_field="colour"))
+    on_stills = run_suite(video_model, stills, section, "video-micro")
+    assert {(result["task"], result["dataset"]) for result in on_stills.results} >= {("zeroshot_classification", "stills"), ("zeroshot_retrieval", "stills")}
+    on_clips = run_suite(video_model, open_source(str(generated_shards), "video"), section, "video-micro", dataset_name="shapes-video")
+    assert ("temporal_order", "shapes-video") in {(result["task"], result["dataset"]) for result in on_clips.results}
