@@ -193,6 +193,9 @@ class TrainLoader:
             prefetch_factor=4 if workers > 0 else None,
             # Page-locked batches let the trainer's `.to(device, non_blocking=True)` copy overlap with compute (GPU only).
             pin_memory=pin_memory,
+            # Starting an iterator draws a worker seed from this generator; from torch's global one, it would shift
+            # every later draw of a resumed run (masks, negatives, dropout) by one. The stream seeds itself.
+            generator=torch.Generator(),
         )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]:
