@@ -16,6 +16,7 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eva
     spec, runtime = decode(spec_json, runtime_json)
     if not eval_uri or not spec.eval.measures_anything:
         return json.dumps({})
+    from vlp.platform.spec.metrics import eval_dataset_slug
     from vlp.workloads.data.readers import ReaderOptions, open_source
     from vlp.workloads.evaluation.encode import load_trained_model
     from vlp.workloads.evaluation.publish import log_to_mlflow, write_results
@@ -23,7 +24,7 @@ def run(spec_json: str, runtime_json: str, run_id: str, checkpoint_uri: str, eva
 
     built = load_trained_model(checkpoint_uri)
     source = open_source(eval_uri, "auto", ReaderOptions(label_field=spec.eval.label_field, domain_field=spec.eval.domain_field))
-    dataset = "shapes" if spec.data.source == "shapes" else source.name
+    dataset = eval_dataset_slug(spec) if spec.data.source == "shapes" else source.name
     with tempfile.TemporaryDirectory() as scratch:
         output = run_suite(built, source, spec.eval, spec.registration.model_name, plot_dir=Path(scratch), dataset_name=dataset, pretrained=checkpoint_uri)
         write_results(output.results, RunLayout(storage_root(spec, runtime), run_id).results)
