@@ -170,6 +170,8 @@ class ModelSection(Section):
         for options, archs in ARCH_OPTIONS.items():
             if options in chosen and self.arch not in archs:
                 raise ValueError(f"model.{options} applies to arch {' or '.join(archs)}, not {self.arch}")
+        if self.arch == "multiway" and "masked_modeling" in chosen and not self.masked_modeling.enabled:
+            raise ValueError("model.masked_modeling on arch multiway takes effect with model.masked_modeling.enabled: true")
         if "ggem" in chosen and self.pooling != "ggem":
             raise ValueError("model.ggem applies only with model.pooling: ggem")
         if self.arch == "pacl" and (self.early_specialization or self.aux_adapter.enabled):
