@@ -1,11 +1,12 @@
 """The claim studies of docs/results-models.md (GGeM, PACL) and docs/results-fusion.md in one command each: every
 arm at every seed under `vlp run`, then the claims' metrics as mean ± sample standard deviation over the seeds.
 
-    python -m vlp.benchmarks.claim_study {ggem,pacl,fusion} [--seeds 0 1 2] [--home DIR] [--table-only]
+    python -m vlp.benchmarks.claim_study {ggem,pacl,fusion} [--seeds 0 1 2] [--home DIR] [--parallel N] [--table-only]
 
 An arm is an experiment file plus `--set` overrides; each (arm, seed) is `vlp run EXPERIMENT --set seed=S ... --json`
 with `VLP_HOME=DIR`, and its metrics are kept in DIR/claim-study.json as soon as it ends: an interrupted study
-continues where it stopped, and studies that share an arm (PACL's CLIP baseline is GGeM's `cls` arm) share its runs.
+continues where it stopped, and a study borrows another's arm by its runs (PACL's and the fusion study's CLIP
+baseline is GGeM's `cls` arm: run `ggem` first).
 An arm may start from another arm's checkpoint of the same seed (`init_from`), and every finished run is scored
 again on colour classes by `vlp eval` (metric names prefixed `colour:`): the tiny ViTs of these studies learn
 colour within their budget, shape barely. Every process runs one intra-op thread (OMP_NUM_THREADS=1 and the
@@ -81,8 +82,8 @@ STUDIES = {
         ),
     ),
     "pacl": Study(
+        borrowed=(CLIP_CLS,),
         arms=(
-            CLIP_CLS,
             Arm("pacl, scratch", "experiments/pacl-segmentation.yaml"),
             Arm("pacl, frozen clip", "experiments/pacl-frozen-backbone.yaml", init_from="cls"),
         ),
@@ -110,8 +111,7 @@ STUDIES = {
 def run_arm(arm: Arm, seed: int, home: Path, runs: dict[str, dict]) -> dict:
     overrides = [f"seed={seed}", *arm.overrides]
     if arm.init_from is not None:
-        parent = runs.get(next(other for other in all_arms() if other.name == arm.init_from).key(seed), {})
-        checkpoint = checkpoint_of(parent, home)
+        checkpoint = wait_for_checkpoint(next(other for other in all_arms() if other.name == arm.init_from).key(seed), home)
         if checkpoint is None:
             return {"status": "FAILED", "error": f"no checkpoint of arm {arm.init_from!r} seed {seed}"}
         overrides.append(f"model.init_from={checkpoint}")
@@ -134,6 +134,16 @@ def logged_metrics(run: dict, home: Path) -> dict[str, float]:
 
     with sqlite3.connect(home / "mlflow.db") as db:
         return dict(db.execute("select key, value from latest_metrics where run_uuid = ?", (run.get("run_id"),)).fetchall())
+
+
+def wait_for_checkpoint(key: str, home: Path, patience: float = 1800.0) -> str | None:
+    """The checkpoint of the run recorded under `key`, waiting while another study (or this one) may still run it."""
+    deadline = time.monotonic() + patience
+    while True:
+        run = load_results_by_key(home / "claim-study.json").get(key, {})
+        if run.get("status") == "FINISHED" or time.monotonic() > deadline:
+            return checkpoint_of(run, home) if run.get("status") == "FINISHED" else None
+        time.sleep(20)
 
 
 def colour_metrics(run: dict, home: Path) -> dict[str, float]:
@@ -202,8 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         args.home.mkdir(parents=True, exist_ok=True)
         chosen = [arm for arm in study.arms if not args.arm or arm.name in args.arm]
         pending = [(arm, seed) for seed in args.seeds for arm in chosen if runs.get(arm.key(seed), {}).get("status") != "FINISHED"]
-        # Arms that start from another arm's checkpoint run after every other arm.
-        waves = [[job for job in pending if job[0].init_from is None], [job for job in pending if job[0].init_from is not None]]
+        # Arms that start from another arm's checkpoint go last (and wait for it, see wait_for_checkpoint).
+        pending.sort(key=lambda job: job[0].init_from is not None)
         lock = threading.Lock()
 
         def one(job: tuple[Arm, int]) -> None:
@@ -215,8 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{arm.name} seed {seed}: {run.get('status')} in {run.get('seconds')} s {run.get('error', '')}", flush=True)
 
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            for wave in waves:
-                list(pool.map(one, wave))
+            list(pool.map(one, pending))
     print(table(study, runs, args.seeds))
 
 
