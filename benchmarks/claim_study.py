@@ -54,6 +54,8 @@ class Study:
 
 GGEM = "experiments/ggem-pooling.yaml"
 CLIP_CLS = Arm("cls", GGEM, ("model.pooling=cls",))
+CLIP_MEAN = Arm("mean", GGEM, ("model.pooling=mean",))
+CLIP_GGEM = Arm("ggem", GGEM)
 # The fusion experiments' own budget (shapes-vit-tiny, 300 steps) took ~20 min a run on the shared 2-core machine:
 # the study runs them on GGeM's budget instead (the micro towers, 120 steps of 64 pairs, no figures).
 FUSION_BUDGET = ("model.preset=shapes-vit-micro", "train.threads_per_proc=1", "train.batch_size=64", "train.max_steps=120", "train.warmup_steps=12", "train.checkpoint_every=120", "eval.plots=false")
@@ -71,7 +73,7 @@ FUSION_COLUMNS = (
 )
 STUDIES = {
     "ggem": Study(
-        arms=(CLIP_CLS, Arm("mean", GGEM, ("model.pooling=mean",)), Arm("ggem", GGEM)),
+        arms=(CLIP_CLS, CLIP_MEAN, CLIP_GGEM),
         columns=(
             ("zero-shot shape acc1", "zeroshot/shapes/acc1"),
             ("zero-shot colour acc1", "colour:zeroshot/shapes/acc1"),
@@ -82,7 +84,7 @@ STUDIES = {
         ),
     ),
     "pacl": Study(
-        borrowed=(CLIP_CLS,),
+        borrowed=(CLIP_CLS, CLIP_MEAN, CLIP_GGEM),
         arms=(
             Arm("pacl, scratch", "experiments/pacl-segmentation.yaml"),
             Arm("pacl, frozen clip", "experiments/pacl-frozen-backbone.yaml", init_from="cls"),
