@@ -34,7 +34,7 @@ COLUMNS = (
     ("T→V R@1", "retrieval/{S}/video_retrieval_recall_at_1"),
     ("V→T R@1", "retrieval/{S}/text_retrieval_recall_at_1"),
     ("motion probe", "linear_probe/{S}-motion/lp_acc1"),
-    ("reversed cos", "temporal_order/{S}/reversed_cosine"),
+    ("1 − reversed cos", "temporal_order/{S}/reversed_cosine"),
     ("image shape acc1", "zeroshot/{I}/acc1"),
 )
 VIDEO_SLUG, IMAGE_SLUG = "shapes-video", "shapes-images"
@@ -117,7 +117,7 @@ def table(runs: list[dict]) -> str:
     lines = ["| experiment | " + " | ".join(label for label, _ in columns) + " | seeds |", "|---|" + "---:|" * len(columns) + "---|"]
     for experiment in dict.fromkeys(run["experiment"] for run in finished):
         rows = [run for run in finished if run["experiment"] == experiment]
-        cells = [cell([run["metrics"].get(name) for run in rows]) for _, name in columns]
+        cells = [cell([run["metrics"].get(name) for run in rows]) if "reversed_cosine" not in name else order_cell([run["metrics"].get(name) for run in rows]) for _, name in columns]
         lines.append(f"| {Path(experiment).stem} | " + " | ".join(cells) + f" | {','.join(str(run['seed']) for run in rows)} |")
     return "\n".join(lines)
 
@@ -129,6 +129,12 @@ def cell(values: list[float | None]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def order_cell(cosines: list[float | None]) -> str:
+    """How far a clip's embedding moves when its frames are reversed (0: blind to order), in scientific notation."""
+    gaps = [1 - value for value in cosines if value is not None]
+    return f"{statistics.mean(gaps):.1e}" if gaps else "–"
 
 
 def main(argv: list[str] | None = None) -> None:
