@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from typing import Iterator
@@ -141,6 +142,7 @@ def _run_child(output_fd: int, module_path: str, executor_args: list[str], env_v
         root = logging.getLogger()
         for handler in list(root.handlers):
             root.removeHandler(handler)
+        _fresh_store_locks()
         _fresh_database_connections()
         os.environ.update(env_vars)
         os.environ["_KFP_RUNTIME"] = "true"
@@ -158,6 +160,28 @@ def _run_child(output_fd: int, module_path: str, executor_args: list[str], env_v
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+# Module- and class-level locks MLflow takes while it builds a store (seconds for SQLite: the schema check). A fork
+# taken while another thread of `vlp run` (the training bar, MLflow's system metrics) held one copies it locked, and
+# the step then waits forever on its first client call (seen under load): the child gets fresh ones.
+STORE_BUILDING_LOCKS = (
+    ("mlflow.tracking._tracking_service.registry", None, "_building_store_lock"),
+    ("mlflow.tracking._model_registry.registry", None, "_building_store_lock"),
+    ("mlflow.tracking._workspace.registry", None, "_building_workspace_store_lock"),
+    ("mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore", "_engine_map_lock"),
+    ("mlflow.store.model_registry.sqlalchemy_store", "SqlAlchemyStore", "_engine_map_lock"),
+)
+
+
+def _fresh_store_locks() -> None:
+    import importlib
+
+    for module_name, class_name, attribute in STORE_BUILDING_LOCKS:
+        owner = importlib.import_module(module_name)
+        owner = getattr(owner, class_name) if class_name else owner
+        lock = getattr(owner, attribute)
+        setattr(owner, attribute, threading.RLock() if type(lock) is type(threading.RLock()) else threading.Lock())
 
 
 def _fresh_database_connections() -> None:

@@ -97,3 +97,29 @@ def test_steps_and_the_parent_share_a_sqlite_store_opened_before_the_forks(tmp_p
     last_run = run_pipeline_locally(two_mlflow_steps, {"tracking_uri": tracking_uri}, tmp_path / "root", tracking_uri=tracking_uri)
     assert parent.get_run(last_run).data.metrics == {"value": 2.0}
     assert len(parent.search_experiments(filter_string="name LIKE 'forked-%'")) == 2
+
+
+def test_a_step_forked_while_another_thread_builds_a_store_does_not_wait_for_it(tmp_path):
+    """A thread of `vlp run` (the training bar, system metrics) may be building an MLflow store, holding MLflow's
+    store-building lock, when a step forks; the step must not wait forever on the copy of that lock."""
+    import threading
+
+    import pytest
+    from mlflow.tracking._tracking_service import registry
+
+    building = registry._building_store_lock
+    building.acquire()  # as if another thread were in the middle of building a store
+    try:
+        elsewhere = f"sqlite:///{tmp_path / 'other.db'}"  # a store no one has built yet: the step builds it
+        finished = threading.Event()
+        result = {}
+
+        def run():
+            result["run"] = run_pipeline_locally(two_mlflow_steps, {"tracking_uri": elsewhere}, tmp_path / "root", tracking_uri=None)
+            finished.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        assert finished.wait(120), "a forked step waited on the store-building lock it inherited"
+    finally:
+        building.release()
+    assert result["run"]
