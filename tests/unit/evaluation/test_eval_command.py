@@ -18,7 +18,7 @@ def run_vlp(*args, cwd):
 def test_eval_writes_results_plots_and_an_mlflow_run(tmp_path, vlp_home):
     data = write_shards(tmp_path / "toy", 24)
     out = tmp_path / "out"
-    result = run_vlp("eval", "shapes-rn-tiny", str(data), "--label-field", "colour", "--templates", str(write_templates(tmp_path)), "-o", str(out), "--json", cwd=tmp_path)
+    result = run_vlp("eval", "shapes-rn-tiny", str(data), "--label-field", "colour", "--domain-field", "style", "--templates", str(write_templates(tmp_path)), "-o", str(out), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     tasks = {r["task"] for r in report["results"]}
