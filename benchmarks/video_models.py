@@ -2,8 +2,8 @@
 (benchmarks/video_loading.py measures that): one optimizer step is the model's forward on a batch of random clips
 [B, T, 3, H, W] and token ids, the experiment's objective, backward and AdamW, as the trainer runs them.
 
-    python -m vlp.benchmarks.video_models [--experiments experiments/video-*.yaml] [--batch-size 64]
-        [--threads 1] [--steps 5] [--repeats 3] [--out DIR]
+    vlp bench video-models [--experiment experiments/video-divided.yaml ...] [--batch-size 64] [--threads 1]
+        [--steps 5] [--repeats 3]
 
 A file whose `model.init_from` names a registered or checkpointed model is measured on `--preset` instead (same
 towers for the study's files): the benchmark needs no registry. Repeats alternate the variants, so load that
@@ -12,7 +12,6 @@ changes while it runs falls on all of them.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import time
 from pathlib import Path
@@ -93,27 +92,3 @@ def run_video_models(paths: list[str], batch_size: int = 64, threads: int = 1, s
             "range": f"{stats['min']:.1f}–{stats['max']:.1f}",
         })
     return report.finish()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiments", nargs="+", default=sorted(glob.glob(DEFAULT_EXPERIMENTS)))
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--preset", default=DEFAULT_PRESET)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    report = run_video_models(args.experiments, args.batch_size, args.threads, args.steps, args.repeats, args.preset)
-    print(report.title)
-    print(" | ".join(column.header for column in report.columns))
-    for row in report.rows:
-        print(" | ".join(column.render(row.get(column.key)) for column in report.columns))
-    print(f"load average at start {report.environment.get('load_average_start')}, at end {report.environment.get('load_average_end')}")
-    if args.out is not None:
-        print(report.write(args.out))
-
-
-if __name__ == "__main__":
-    main()

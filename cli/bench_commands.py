@@ -216,6 +216,27 @@ def video(
     _finish(run_video_loading(out / "work", clips, repeats, image_size, clip_frames, frames, workers), out, json_output)
 
 
+@app.command("video-models")
+def video_models(
+    experiments: list[Path] = typer.Option([], "--experiment", help="Experiment files to measure (repeat the option); default: experiments/video-*.yaml."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Clips per step."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Intra-op threads."),
+    steps: int = typer.Option(5, "--steps", min=1, help="Timed steps per run (after two warm-up steps)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs per variant, alternating (the median is reported)."),
+    preset: str = typer.Option("shapes-vit-video", "--preset", help="Towers for files that start from a registered model."),
+    out: Path = _out_option(),
+    json_output: bool = _json_option(),
+) -> None:
+    """Training clips/s of each video model the experiment files configure (forward, objective, backward, AdamW on
+    random clips; data loading excluded: `vlp bench video` measures that)."""
+    import glob
+
+    from vlp.benchmarks.video_models import DEFAULT_EXPERIMENTS, run_video_models
+
+    paths = [str(path) for path in experiments] or sorted(glob.glob(DEFAULT_EXPERIMENTS))
+    _finish(run_video_models(paths, batch_size, threads, steps, repeats, preset), out, json_output)
+
+
 def _print_training_run(measurement) -> None:
     rate = "failed" if measurement.samples_per_second is None else (
         f"{measurement.samples_per_second:.0f} samples/s, {measurement.samples_per_cpu_second or 0:.0f} samples/CPU-s")
