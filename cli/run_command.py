@@ -157,9 +157,13 @@ def print_summary(name: str, outcome, spec=None, step_logs=None, tracking_uri: s
     if outcome.error:
         console.print(f"  error: {escape(outcome.error.splitlines()[0][:300])}")
     headline = spec.headline_metrics() if spec is not None else ()
-    ordered = [key for key in headline if key in outcome.metrics] + sorted(key for key in outcome.metrics if key not in headline)
+    # Breakdowns (per class, per question kind, per domain: `task/dataset/key/part`) stay in MLflow and `--json`.
+    overall = sorted(key for key in outcome.metrics if key not in headline and key.count("/") <= 2)
+    ordered = [key for key in headline if key in outcome.metrics] + overall
     for key in ordered:
         console.print(f"  {'*' if key in headline else ' '} {key:<55} {outcome.metrics[key]:.4f}")
+    if len(outcome.metrics) > len(ordered):
+        console.print(f"    ({len(outcome.metrics) - len(ordered)} more per class, kind or domain: in the MLflow run and `--json`)")
     if spec is not None and spec.registration.gates and outcome.metrics:
         from vlp.platform.registry.gates import check_gates
 

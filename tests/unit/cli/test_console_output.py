@@ -86,6 +86,18 @@ def test_no_color_keeps_colour_out_of_a_terminal_s_summary(monkeypatch, capsys):
     assert not COLOUR.search(piped) and "exp  run abc  FINISHED" in piped
 
 
+def test_the_summary_lists_overall_metrics_and_leaves_breakdowns_to_mlflow(monkeypatch, capsys):
+    from vlp.cli.run_command import print_summary
+    from vlp.pipelines.local_run import RunOutcome
+
+    metrics = {"vqa/shapes/acc1": 0.6, "vqa/shapes/acc1/colour": 0.9, "vqa/shapes/acc1/count": 0.4, "zeroshot/shapes/acc1": 0.8}
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    print_summary("exp", RunOutcome(run_id="abc", status="FINISHED", metrics=metrics, experiment_id="1"))
+    out = capsys.readouterr().out
+    assert "vqa/shapes/acc1 " in out and "zeroshot/shapes/acc1" in out and "acc1/colour" not in out
+    assert "(2 more per class, kind or domain" in out
+
+
 BACKGROUND = '''
 import sys, time
 from pathlib import Path
