@@ -11,7 +11,12 @@ MAX_PARAM_LENGTH = 6000
 def client(tracking_uri: str | None = None):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+    from vlp.platform.tracking.local_store import SQLITE_PREFIX, wait_for_sqlite_locks
+
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith(SQLITE_PREFIX):
+        wait_for_sqlite_locks()
+    return MlflowClient(tracking_uri=uri)
 
 
 def store_exists(tracking_uri: str | None = None) -> bool:
