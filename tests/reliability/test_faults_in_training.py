@@ -1,5 +1,6 @@
 """Faults during training, with the real services on loopback: one worker SIGKILLed mid-epoch, the S3 endpoint
-gone for 15 s (cut in the middle of a checkpoint upload), the MLflow server (basic-auth app) stopped for 20 s.
+gone for 15 s (cut in the middle of a checkpoint upload), the MLflow server (basic-auth app) stopped for at least 20 s,
+until the restarted workers have written a checkpoint without it.
 
 One 2-worker job suffers all three in turn; an identical job beside it runs undisturbed. The faulty job must
 restart, resume and finish at the target step in the same MLflow run, every metric step must arrive exactly
@@ -123,6 +124,8 @@ def faults(tmp_path_factory, s3_server, s3_bucket, s3, auth_mlflow, shards_in_s3
     timeline["mlflow stopped"] = time.monotonic() - started
     step_at_stop = watcher.step
     time.sleep(MLFLOW_OUTAGE_SECONDS)
+    # The restarted workers need their own start-up time, longer on a busy CPU: the outage lasts until they checkpoint.
+    wait_until(lambda: watcher.step > step_at_stop, 300, f"a checkpoint after step {step_at_stop} with MLflow down")
     step_before_restart = watcher.step
     auth_mlflow.restart("/health", timeout=300)  # the basic-auth app starts slowly on a busy CPU
     timeline["mlflow back"] = time.monotonic() - started
