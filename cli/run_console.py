@@ -50,6 +50,12 @@ class TrainingWatcher:
         self._first: tuple[float, int] | None = None
 
     def poll(self) -> TrainingProgress | None:
+        from vlp.platform.backends.forked_steps import between_forks
+
+        with between_forks():
+            return self._poll()
+
+    def _poll(self) -> TrainingProgress | None:
         from vlp.platform.tracking.runs import client, find_run_by_key
 
         try:

@@ -181,6 +181,7 @@ def run_detached(spec: ExperimentSpec, runtime: RuntimeContext, claim=None, star
     `claim`: a resume lease this process took; the background process holds and releases it."""
     import socket
 
+    from vlp.platform.backends.forked_steps import fork
     from vlp.platform.launch.ownership import process_start_time
     from vlp.platform.tracking.runs import find_run_by_key
 
@@ -188,7 +189,7 @@ def run_detached(spec: ExperimentSpec, runtime: RuntimeContext, claim=None, star
     log_path = detached_dir() / f"{runtime.run_key}.log"
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:
         _background(spec, runtime, claim, log_path)
     record = DetachedRun(run_key=runtime.run_key, pid=pid, started=process_start_time(pid) or 0, log=str(log_path), host=socket.gethostname())

@@ -29,6 +29,25 @@ EXECUTOR_MODULE = "kfp.dsl.executor_main"
 PRELOADED_MODULES = ("kfp.dsl.executor_main", "mlflow.tracking", "mlflow.entities")
 INTERRUPTED_STEP_GRACE_SECONDS = 30.0
 
+# A fork copies every lock of the process as it is at that instant, held ones included. The threads of `vlp run`
+# that call the tracking store while steps are forked (the console's training bar, system metrics) do so inside
+# `between_forks()`; `fork()` waits for them. Without it a fork taken while one of them was inside SQLite copied
+# SQLite's memory mutex held, and the step hung forever the first time it freed SQLite memory (seen in CI: the
+# child's garbage collector finalising an inherited connection).
+_FORK_GUARD = threading.RLock()
+
+
+def between_forks():
+    """The guard (a re-entrant lock): hold it around any call into the tracking store (SQLite) from a thread other
+    than the one that forks."""
+    return _FORK_GUARD
+
+
+def fork() -> int:
+    """`os.fork()` at a moment when no other thread of this process is inside a `between_forks()` block."""
+    with _FORK_GUARD:
+        return os.fork()
+
 
 @contextlib.contextmanager
 def forked_steps(tracking_uri: str | None = None, step_logs=None) -> Iterator[None]:
@@ -84,7 +103,7 @@ def run_in_fork(source: str, executor_args: list[str], env_vars: dict[str, str],
         sys.stdout.flush()
         sys.stderr.flush()
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             os.close(read_end)
             _run_child(write_end, module_path, executor_args, env_vars)

@@ -36,17 +36,17 @@ def system_metrics_while_running(tracking_uri: str, run_key: str, sampling_secon
     monitors = []
 
     def start_when_the_run_exists() -> None:
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
+        from vlp.platform.backends.forked_steps import between_forks
         from vlp.platform.tracking.runs import find_run_by_key
 
         while not stop.wait(1.0):
             try:
-                run_id = find_run_by_key(run_key, tracking_uri)
+                with between_forks():
+                    run_id = find_run_by_key(run_key, tracking_uri)
             except Exception:  # the store is busy or not there yet
                 continue
             if run_id is not None:
-                monitor = SystemMetricsMonitor(run_id, sampling_interval=sampling_seconds, resume_logging=True, tracking_uri=tracking_uri)
+                monitor = monitor_between_forks(run_id, sampling_seconds, tracking_uri)
                 monitor.start()
                 monitors.append(monitor)
                 return
@@ -61,6 +61,41 @@ def system_metrics_while_running(tracking_uri: str, run_key: str, sampling_secon
         for monitor in monitors:
             with contextlib.suppress(Exception):
                 monitor.finish()
+
+
+def monitor_between_forks(run_id: str, sampling_seconds: float, tracking_uri: str):
+    """MLflow's monitor, for a process that forks steps: its thread calls the store only inside `between_forks()`
+    (it holds the guard from one sleep to the next), so a step is never forked while it is inside SQLite."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    from vlp.platform.backends.forked_steps import between_forks
+
+    class SleepsOutsideTheGuard:
+        def __init__(self, event: threading.Event, guard):
+            self.event, self.guard = event, guard
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.guard.release()
+            try:
+                return self.event.wait(timeout)
+            finally:
+                self.guard.acquire()
+
+        def is_set(self) -> bool:
+            return self.event.is_set()
+
+        def set(self) -> None:
+            self.event.set()
+
+    class MonitorBetweenForks(SystemMetricsMonitor):
+        def monitor(self) -> None:
+            guard = between_forks()
+            with guard:
+                self._shutdown_event = SleepsOutsideTheGuard(self._shutdown_event, guard)
+                super().monitor()
+
+    with between_forks():  # resuming reads the run's last system step
+        return MonitorBetweenForks(run_id, sampling_interval=sampling_seconds, resume_logging=True, tracking_uri=tracking_uri)
 
 
 def worker_command(module: str, args: list[str]) -> tuple[str, list[str]]:

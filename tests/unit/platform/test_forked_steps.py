@@ -123,3 +123,65 @@ def test_a_step_forked_while_another_thread_builds_a_store_does_not_wait_for_it(
     finally:
         building.release()
     assert result["run"]
+
+
+def test_a_fork_waits_until_no_other_thread_is_inside_the_store():
+    """A fork copies locks as they are: one taken while another thread was inside SQLite copied SQLite's memory
+    mutex held and the step hung on its first free (seen in CI). `fork()` waits for `between_forks()` blocks."""
+    import threading
+    import time
+
+    from vlp.platform.backends.forked_steps import between_forks, fork
+
+    inside, released_at = threading.Event(), []
+
+    def store_call():
+        with between_forks():
+            inside.set()
+            time.sleep(0.5)
+            released_at.append(time.monotonic())
+
+    thread = threading.Thread(target=store_call)
+    thread.start()
+    assert inside.wait(10)
+    pid = fork()
+    if pid == 0:
+        os._exit(0)
+    forked_at = time.monotonic()
+    os.waitpid(pid, 0)
+    thread.join()
+    assert released_at and forked_at >= released_at[0]
+
+
+def test_the_system_metrics_thread_calls_the_store_only_between_forks(tmp_path, monkeypatch):
+    """MLflow's monitor thread holds the fork guard whenever it calls the store, and never while it sleeps."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from vlp.platform.backends.forked_steps import between_forks
+    from vlp.platform.tracking.system_metrics import monitor_between_forks
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("guarded", artifact_location=(tmp_path / "artifacts").as_uri()))
+    guard, held_during_calls = between_forks(), []
+    original = MlflowClient.get_run
+
+    def get_run(self, run_id):
+        held_during_calls.append(guard._is_owned())
+        return original(self, run_id)
+
+    monkeypatch.setattr(MlflowClient, "get_run", get_run)
+    monitor = monitor_between_forks(run.info.run_id, 0.2, uri)
+    monitor.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(held_during_calls) < 12 and time.monotonic() < deadline:
+            assert guard.acquire(timeout=5), "the monitor held the fork guard while it slept"
+            guard.release()
+            time.sleep(0.05)
+    finally:
+        monitor.finish()
+    assert len(held_during_calls) >= 12 and all(held_during_calls)
+    assert any(key.startswith("system/cpu_utilization") for key in client.get_run(run.info.run_id).data.metrics)
