@@ -78,6 +78,14 @@ class ExperimentSpec(Section):
             document["eval"] = {"label_field": SHAPES_LABEL_FIELD, "domain_field": SHAPES_DOMAIN_FIELD, **(evaluation or {})}
         return document
 
+    @model_validator(mode="after")
+    def _grounding_keeps_the_geometry(self) -> "ExperimentSpec":
+        """TransVG trains on the evaluation geometry: augmentation is off unless the file asks for it, then refused."""
+        if self.model.arch == "transvg" and "augment" in self.data.model_fields_set and self.data.augment.enabled:
+            raise ValueError("data.augment: arch transvg trains on the evaluation geometry (a random crop can cut the referred "
+                             "object away, colour jitter changes what an expression means); remove the section or set `augment: null`")
+        return self
+
     def headline_metrics(self) -> tuple[str, ...]:
         """`headline`, or else the metrics the gates name, in order, once each."""
         if self.headline:

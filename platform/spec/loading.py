@@ -151,6 +151,8 @@ def describe_validation_error(err: ValidationError, unknown_key_hint: str = "che
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    if not first["loc"] and re.match(r"[\w.]+: ", message):
+        return f"{message}{more}"  # a check across sections names its own field
     return f"{location}: {message}{more}"
 
 

@@ -45,9 +45,7 @@ class GroundingDecoder:
         self.transform = transform
         self.preprocess = transform.preprocess
         self.interpolation = _interpolation(transform.preprocess.interpolation)
-        if transform.augment is not None:
-            log.warning("arch transvg trains on the evaluation geometry (resize, centre crop or pad): data.augment is ignored, "
-                        "since a random crop can cut the referred object away and colour jitter changes what an expression means")
+        # Training uses the evaluation geometry whatever `transform.augment` says (the spec refuses an explicit one).
 
     def __call__(self, sample: dict[str, Any], seed: int | None = None) -> tuple[torch.Tensor, str, dict[str, torch.Tensor]]:
         image_bytes = next((sample[key] for key in self.IMAGE_KEYS if key in sample), None)

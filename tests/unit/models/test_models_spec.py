@@ -74,3 +74,16 @@ def test_share_defaults_differ_by_architecture():
     assert ModelSection(arch="msclip").shared_from_layer == 1
     assert ModelSection(arch="multiway").shared_from_layer == 0
     assert ModelSection(arch="multiway", share={"from_layer": 3}).shared_from_layer == 3
+
+
+@pytest.mark.parametrize("augment", [{"scale": [0.5, 1.0]}, {"enabled": True}])
+def test_transvg_refuses_an_augmentation_the_file_asks_for(augment):
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict({**MINIMAL, "model": {"arch": "transvg"}, "data": {"augment": augment}})
+    message = str(caught.value)
+    assert message.startswith("experiment: data.augment: arch transvg trains on the evaluation geometry") and "\n" not in message
+
+
+def test_transvg_without_an_augment_section_or_with_it_off_is_valid():
+    for data in ({}, {"augment": None}, {"augment": {"enabled": False}}):
+        spec_from_dict({**MINIMAL, "model": {"arch": "transvg"}, "data": data})
