@@ -34,6 +34,7 @@ from vlp.workloads.evaluation.retrieval import retrieval_metrics
 from vlp.workloads.evaluation.suite import SuiteOutput, _encode_each_once
 from vlp.workloads.evaluation.zeroshot import build_classifier, classification_metrics
 from vlp.workloads.models.factory import BuiltModel
+from vlp.workloads.models.video_temporal import mean_of_unit_frames
 
 MOTION_FIELD = "motion"
 # Class families in the order they are reported: what needs time first, then what one frame shows.
@@ -83,8 +84,7 @@ def clip_encoder(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tenso
         return model.encode_video
 
     def frame_mean(videos: torch.Tensor) -> torch.Tensor:
-        frames = F.normalize(model.encode_image(videos.flatten(0, 1)).float(), dim=-1)
-        return frames.view(*videos.shape[:2], -1).mean(dim=1)
+        return mean_of_unit_frames(model.encode_image(videos.flatten(0, 1)).float().view(*videos.shape[:2], -1))
 
     return frame_mean
 

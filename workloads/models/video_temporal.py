@@ -7,12 +7,13 @@ as the image model does and training moves away from it (TimeSformer initialises
 
 Temporal pooling of the frame embeddings: `mean` (CLIP4Clip's meanP, blind to frame order by construction) or
 `transformer` (CLIP4Clip's seqTransf: frame position embeddings, a small transformer over the frames, a residual
-to the frame embeddings, then the mean).
+to the frame embeddings, then the mean). As in CLIP4Clip, each frame's embedding is normalised before the mean.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from open_clip.transformer import LayerNorm, Transformer
 from torch import nn
 
@@ -55,11 +56,16 @@ class DividedSpaceTime(nn.Module):
         return timed.view(clips_frames, positions, width)
 
 
+def mean_of_unit_frames(frame_features: torch.Tensor) -> torch.Tensor:
+    """[B, T, E] -> [B, E]: the average of the normalised frame embeddings (CLIP4Clip's `_loose_similarity`)."""
+    return F.normalize(frame_features, dim=-1).mean(dim=1)
+
+
 class MeanPooling(nn.Module):
-    """CLIP4Clip's meanP: the average of the frame embeddings."""
+    """CLIP4Clip's meanP: the average of the normalised frame embeddings."""
 
     def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
-        return frame_features.mean(dim=1)
+        return mean_of_unit_frames(frame_features)
 
 
 class TemporalTransformerPooling(nn.Module):
@@ -77,7 +83,7 @@ class TemporalTransformerPooling(nn.Module):
     def forward(self, frame_features: torch.Tensor) -> torch.Tensor:
         frames = frame_features.shape[1]
         mixed = self.transformer(frame_features + self.frame_position[:frames].to(frame_features.dtype))
-        return (mixed + frame_features).mean(dim=1)
+        return mean_of_unit_frames(mixed + frame_features)
 
 
 def build_temporal_pooling(kind: str, embed_dim: int, layers: int, max_frames: int) -> nn.Module:
