@@ -157,7 +157,7 @@ class DataSection(Section):
     workers: int = Field(0, ge=0, le=64)
     """DataLoader worker processes per training process (0 decodes in the training process)."""
     augment: AugmentSection = AugmentSection()
-    """Training augmentation (evaluation never augments); `augment: null` turns it off."""
+    """Training augmentation (evaluation never augments); `augment: null` turns it off. Off for `model.arch: transvg` (it trains on the evaluation geometry), which refuses an augment section that turns it on."""
     video: VideoSamplingOptions | None = None
     """Frame sampling for video models (`model.arch: video`); unset, the defaults (training segment, evaluation uniform)."""
     max_bad_samples: int = Field(100, ge=0)
