@@ -31,8 +31,12 @@ def test_version_names_the_release_and_the_commit(tmp_path):
 
 
 def test_shell_completion_completes_commands_and_subcommands(tmp_path):
-    script = vlp("--show-completion", "bash", home=tmp_path / "home")
-    assert script.returncode == 0 and "_vlp_completion" in script.stdout
+    # Completion is for the shell vlp runs in, found among its parent processes (a pytest started without a shell
+    # above it has none): run it from bash, as a user does.
+    home = tmp_path / "home"
+    env = {**os.environ, "VLP_HOME": str(home)}
+    script = subprocess.run(["bash", "-c", '"$0" --show-completion; exit $?', VLP], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert script.returncode == 0 and "_vlp_completion" in script.stdout, script.stderr
     words = vlp(home=tmp_path / "home", extra_env={"_VLP_COMPLETE": "complete_bash", "COMP_WORDS": "vlp runs ", "COMP_CWORD": "2"})
     assert {"list", "show", "compare"} <= set(words.stdout.split())
 
