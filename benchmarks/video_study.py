@@ -117,7 +117,7 @@ def table(runs: list[dict]) -> str:
     lines = ["| experiment | " + " | ".join(label for label, _ in columns) + " | seeds |", "|---|" + "---:|" * len(columns) + "---|"]
     for experiment in dict.fromkeys(run["experiment"] for run in finished):
         rows = [run for run in finished if run["experiment"] == experiment]
-        cells = [cell([run["metrics"].get(name) for run in rows]) if "reversed_cosine" not in name else order_cell([run["metrics"].get(name) for run in rows]) for _, name in columns]
+        cells = [(order_cell if name.startswith("temporal_order/") else cell)([run["metrics"].get(name) for run in rows]) for _, name in columns]
         lines.append(f"| {Path(experiment).stem} | " + " | ".join(cells) + f" | {','.join(str(run['seed']) for run in rows)} |")
     return "\n".join(lines)
 

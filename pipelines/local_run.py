@@ -84,11 +84,10 @@ def _upload_logs(tracking_uri: str, run_id: str, directory: Path) -> None:
         logging.getLogger(__name__).warning("could not upload the step logs to run %s: %s", run_id, err)
 
 
-TRAINING_PREFIXES = ("train/", "system/", "data/", "model/", "nlip/", "sweep/")
-
-
 def read_outcome(tracking_uri: str, run_key: str) -> RunOutcome:
     from mlflow.tracking import MlflowClient
+
+    from vlp.platform.spec.metrics import EVALUATION_PREFIXES
 
     client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs(
@@ -99,9 +98,8 @@ def read_outcome(tracking_uri: str, run_key: str) -> RunOutcome:
     if not runs:
         return RunOutcome(run_id=None, status="FAILED", error="the pipeline failed before an MLflow run was created")
     run = runs[0]
-    # What the run measured: every evaluation metric, and a DG study's held-out accuracies (not its selection
-    # scores); not the training curves, the data and model counts or the machine's.
-    metrics = {key: value for key, value in run.data.metrics.items() if not key.startswith(TRAINING_PREFIXES) and not key.endswith("/val")}
+    # What the run measured: every evaluation metric, and a DG study's held-out accuracies (not its selection scores).
+    metrics = {key: value for key, value in run.data.metrics.items() if key.startswith(EVALUATION_PREFIXES) and not key.endswith("/val")}
     model = None
     for version in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
         model = {"name": version.name, "version": str(version.version)}

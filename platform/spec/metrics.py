@@ -2,7 +2,7 @@
 when the file is read instead of when `vlp promote` finds nothing to compare.
 
 The names follow vlp.workloads.evaluation.publish (`<task prefix>/<dataset slug>/<CLIP_benchmark key>`) and
-vlp.workloads.dg.table; tests/unit/platform/test_metric_names.py runs the evaluation suite and checks the
+vlp.workloads.dg.table; tests/unit/evaluation/test_metric_catalogue.py runs the evaluation suite and checks the
 catalogue against what it logs.
 """
 
@@ -41,6 +41,11 @@ VIDEO_TASK_METRICS = {
 VIDEO_ALWAYS = ("temporal_order", ("/reversed_cosine", "/reversed_cosine_min"))
 SHAPES_DATASET = "shapes"
 SHAPES_VIDEO_DATASET = "shapes-video"
+# The first part of every metric an evaluation or a DG study logs (training curves, data, model and system
+# metrics have others).
+EVALUATION_PREFIXES = tuple(dict.fromkeys(
+    f"{prefix}/" for prefix in (*(p for p, _ in TASK_METRICS.values()), *(p for p, _ in VIDEO_TASK_METRICS.values()), VIDEO_ALWAYS[0], "dg")
+))
 
 
 def eval_dataset_slug(spec: "ExperimentSpec") -> str | None:

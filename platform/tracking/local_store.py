@@ -17,12 +17,12 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 _waiting_installed = False
 
 
-def wait_for_sqlite_locks() -> None:
-    """Every SQLite connection this process opens waits up to a minute for another writer's lock. MLflow sets a 20 s
-    busy timeout on its sessions only; its schema checks when a store is built run on connections with sqlite3's 5 s
-    default, and with several runs at once on one store those failed with "database is locked"."""
+def wait_for_sqlite_locks(tracking_uri: str) -> None:
+    """For a SQLite store: every SQLite connection this process opens waits up to a minute for another writer's lock.
+    MLflow sets a 20 s busy timeout on its sessions only; its schema checks when a store is built run on connections
+    with sqlite3's 5 s default, and with several runs at once on one store those failed with "database is locked"."""
     global _waiting_installed
-    if _waiting_installed:
+    if _waiting_installed or not tracking_uri.startswith(SQLITE_PREFIX):
         return
     import sqlite3
 
@@ -41,7 +41,7 @@ def prepare_tracking_store(tracking_uri: str) -> None:
     """Create the SQLite store if it is new (quietly: MLflow logs each migration at INFO); a no-op for tracking servers."""
     if not tracking_uri.startswith(SQLITE_PREFIX):
         return
-    wait_for_sqlite_locks()
+    wait_for_sqlite_locks(tracking_uri)
     path = Path(tracking_uri[len(SQLITE_PREFIX):].split("?", 1)[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:

@@ -35,10 +35,9 @@ class MlflowTracker:
     def __init__(self, run_id: str, tracking_uri: str, max_buffered: int = 100_000, flush_seconds: float = 2.0):
         from mlflow.tracking import MlflowClient
 
-        from vlp.platform.tracking.local_store import SQLITE_PREFIX, wait_for_sqlite_locks
+        from vlp.platform.tracking.local_store import wait_for_sqlite_locks
 
-        if tracking_uri.startswith(SQLITE_PREFIX):
-            wait_for_sqlite_locks()
+        wait_for_sqlite_locks(tracking_uri)
         self.run_id = run_id
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._metrics: collections.deque[tuple[int, MetricPoint]] = collections.deque()

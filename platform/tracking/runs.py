@@ -11,11 +11,10 @@ MAX_PARAM_LENGTH = 6000
 def client(tracking_uri: str | None = None):
     from mlflow.tracking import MlflowClient
 
-    from vlp.platform.tracking.local_store import SQLITE_PREFIX, wait_for_sqlite_locks
+    from vlp.platform.tracking.local_store import wait_for_sqlite_locks
 
     uri = tracking_uri or default_tracking_uri()
-    if uri.startswith(SQLITE_PREFIX):
-        wait_for_sqlite_locks()
+    wait_for_sqlite_locks(uri)
     return MlflowClient(tracking_uri=uri)
 
 
